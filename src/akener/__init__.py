@@ -1,0 +1,3 @@
+"""akener: self-hosted API key service."""
+
+__version__ = "0.1.0"

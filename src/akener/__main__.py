@@ -1,0 +1,5 @@
+"""``python -m akener`` runs the CLI."""
+
+from akener.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""REST routes for keys: parse, call one service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from akener.accounts.permissions import Principal
+from akener.api.deps import AutoCommitRoute, get_principal, get_runtime, get_session
+from akener.api.errors import responses
+from akener.keys import service
+from akener.keys.schemas import KeyCreate, KeyCreated, KeyPage, KeyRead, KeyUpdate, StatusValue
+from akener.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["keys"], route_class=AutoCommitRoute)
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+Actor = Annotated[Principal, Depends(get_principal)]
+AUTH = (401, 403, 503)
+
+
+@router.get("/keys", response_model=KeyPage, responses=responses(*AUTH, 422))
+async def list_keys(
+    session: Session,
+    actor: Actor,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: StatusValue | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> KeyPage:
+    """Keys newest first; filter by status, search by name, page with ``next_cursor``."""
+    rows, next_cursor = await service.list_keys(
+        session, actor, limit=limit, cursor=cursor, status=status, q=q
+    )
+    return KeyPage(items=[KeyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/keys", status_code=201, response_model=KeyCreated, responses=responses(*AUTH, 409, 422)
+)
+async def create_key(
+    body: KeyCreate,
+    session: Session,
+    actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> KeyCreated:
+    """Create a key. The answer holds the plaintext ``key``: the only time it is ever shown."""
+    row, plaintext = await service.create_key(
+        session, actor, name=body.name, scopes=body.scopes, peppers=runtime.peppers
+    )
+    return KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
+
+
+@router.get("/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 404))
+async def get_key(key_id: str, session: Session, actor: Actor) -> KeyRead:
+    """One key by id."""
+    return KeyRead.model_validate(await service.get_key(session, actor, key_id))
+
+
+@router.patch("/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 404, 409, 422))
+async def update_key(key_id: str, body: KeyUpdate, session: Session, actor: Actor) -> KeyRead:
+    """Switch a key ACTIVE/INACTIVE and/or rename it. INACTIVE is refused from the next request."""
+    row = await service.update_key(session, actor, key_id, status=body.status, name=body.name)
+    return KeyRead.model_validate(row)
+
+
+@router.delete("/keys/{key_id}", status_code=204, responses=responses(*AUTH, 404))
+async def delete_key(key_id: str, session: Session, actor: Actor) -> Response:
+    """Delete a key for good."""
+    await service.delete_key(session, actor, key_id)
+    return Response(status_code=204)
+
+
+@router.get("/whoami", response_model=KeyRead, responses=responses(401, 404, 503))
+async def whoami(session: Session, actor: Actor) -> KeyRead:
+    """The key that made this request."""
+    return KeyRead.model_validate(await service.get_calling_key(session, actor))

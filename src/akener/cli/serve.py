@@ -1,0 +1,61 @@
+"""``akener serve``: prepare a secret and the schema, then run the server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from akener.cli.common import load_settings
+from akener.cli.db import migrate
+from akener.errors import InvalidInput
+from akener.settings import secret_problem, write_local_secret
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind [default: AKENER_HOST or 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: AKENER_PORT or 8000].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [default: AKENER_WORKERS or 1].")
+    ] = None,
+) -> None:
+    """Run akener. On SQLite it creates the database and a secret on first run."""
+    settings = load_settings()
+    problem = secret_problem(settings)
+    if problem and settings.secret_key is None and settings.is_sqlite:
+        env_file = Path(".env").resolve()
+        write_local_secret(env_file, secrets.token_urlsafe(48))
+        typer.echo(
+            f"Generated a new AKENER_SECRET_KEY in {env_file}. Keep it safe and keep it:"
+            " without it no existing key can be verified.",
+            err=True,
+        )
+        settings = load_settings()
+    elif problem and not settings.is_sqlite:
+        raise InvalidInput(f"{problem}; set a long random secret to run on PostgreSQL")
+    elif problem:
+        typer.echo(f"warning: {problem}", err=True)
+    migrate(settings)
+    os.environ["AKENER_SECRET_KEY"] = (
+        settings.secret_key.get_secret_value() if settings.secret_key else ""
+    )
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
+    uvicorn.run(
+        "akener.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers or settings.workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )

@@ -1,0 +1,50 @@
+"""Key change events, emitted in the transaction that makes the change.
+
+Every process that verifies keys must forget what it knew about a key the moment a change to it
+commits. On PostgreSQL the change is a ``NOTIFY`` (delivered to every listener on commit, never
+on rollback); in every case the committing process is told directly after commit, so its own
+next request already sees the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+CHANNEL = "akener_key_changes"
+_PENDING = "akener.changed_keys"
+_LISTENERS = "akener.key_listeners"
+
+KeyChangeListener = Callable[[frozenset[str]], None]
+
+
+async def record_key_change(session: AsyncSession, key_id: str) -> None:
+    """Announce that ``key_id`` changed; delivered only if the transaction commits."""
+    session.info.setdefault(_PENDING, set()).add(key_id)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_notify(:channel, :key_id)"), {"channel": CHANNEL, "key_id": key_id}
+        )
+
+
+def install_listeners(
+    sessionmaker: async_sessionmaker[AsyncSession], listeners: Iterable[KeyChangeListener]
+) -> None:
+    """Call each listener after a commit of any session from ``sessionmaker`` that changed keys."""
+    sessionmaker.configure(info={_LISTENERS: tuple(listeners)})
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    changed = session.info.pop(_PENDING, None)
+    if changed:
+        for listener in session.info.get(_LISTENERS, ()):
+            listener(frozenset(changed))
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)

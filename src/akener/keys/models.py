@@ -1,0 +1,50 @@
+"""The api_keys table: one row per key, holding its digest, never the key."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, CheckConstraint, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from akener.db.base import Base, UTCDateTime, utcnow
+
+
+class KeyStatus(enum.StrEnum):
+    """A key is either accepted (ACTIVE) or refused although well formed (INACTIVE)."""
+
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+def new_key_id() -> str:
+    """An opaque, random identifier (it reveals nothing about the key)."""
+    return uuid.uuid4().hex
+
+
+class ApiKey(Base):
+    """A key of the installation; it belongs to no person."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("status IN ('ACTIVE', 'INACTIVE')", name="status"),
+        Index("ix_api_keys_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_key_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    pepper_version: Mapped[int] = mapped_column(Integer)
+    masked_key: Mapped[str] = mapped_column(String(71))
+    status: Mapped[str] = mapped_column(String(8), default=KeyStatus.ACTIVE.value)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    @property
+    def is_active(self) -> bool:
+        """True when the key is switched on."""
+        return self.status == KeyStatus.ACTIVE.value

@@ -1,0 +1,85 @@
+"""Statements on api_keys. Repositories may flush, never commit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from akener.errors import InvalidInput
+from akener.keys.models import ApiKey
+
+
+def encode_cursor(key: ApiKey) -> str:
+    """An opaque cursor pointing just after ``key`` in newest-first order."""
+    raw = f"{key.created_at.isoformat()}|{key.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Inverse of encode_cursor; a clear error for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, key_id = raw.split("|", 1)
+        when = datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("invalid cursor", field="cursor") from exc
+    if when.tzinfo is None or not key_id:
+        raise InvalidInput("invalid cursor", field="cursor")
+    return when, key_id
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class KeyRepository:
+    """Reads and writes api_keys rows inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        """Insert a key and flush so constraint errors surface here."""
+        self.session.add(key)
+        await self.session.flush()
+        return key
+
+    async def get_by_id(self, key_id: str) -> ApiKey | None:
+        """The key with that id, or None."""
+        return await self.session.get(ApiKey, key_id)
+
+    async def get_by_digests(self, digests: Sequence[str]) -> ApiKey | None:
+        """The key whose digest is one of ``digests`` (one per pepper version), or None."""
+        result = await self.session.execute(select(ApiKey).where(ApiKey.digest.in_(digests)))
+        return result.scalars().first()
+
+    async def list_page(
+        self, *, limit: int, cursor: str | None, status: str | None, q: str | None
+    ) -> tuple[list[ApiKey], str | None]:
+        """Keys newest first, filtered, one page plus the cursor of the next page."""
+        stmt = select(ApiKey)
+        if status is not None:
+            stmt = stmt.where(ApiKey.status == status)
+        if q:
+            stmt = stmt.where(
+                func.lower(ApiKey.name).like(f"%{_escape_like(q.lower())}%", escape="\\")
+            )
+        if cursor is not None:
+            when, key_id = decode_cursor(cursor)
+            stmt = stmt.where(
+                or_(ApiKey.created_at < when, and_(ApiKey.created_at == when, ApiKey.id < key_id))
+            )
+        stmt = stmt.order_by(ApiKey.created_at.desc(), ApiKey.id.desc()).limit(limit + 1)
+        rows = list((await self.session.execute(stmt)).scalars())
+        if len(rows) > limit:
+            return rows[:limit], encode_cursor(rows[limit - 1])
+        return rows, None
+
+    async def delete(self, key: ApiKey) -> None:
+        """Remove the row for good."""
+        await self.session.execute(delete(ApiKey).where(ApiKey.id == key.id))

@@ -1,0 +1,98 @@
+"""Shapes of keys going in and out of akener (API bodies, CLI --json)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+NAME_MAX = 100
+SCOPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-/*]{0,99}")
+MAX_SCOPES = 64
+
+
+def clean_name(value: str) -> str:
+    """Trim; 1-100 characters; no control characters. Anything else printable is kept exactly."""
+    value = value.strip()
+    if not value:
+        raise ValueError("name must not be empty")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"name must be at most {NAME_MAX} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+        raise ValueError("name must not contain control or invisible characters")
+    return value
+
+
+def clean_scopes(values: list[str]) -> list[str]:
+    """Each scope a short permission-like word; duplicates dropped, order kept."""
+    if len(values) > MAX_SCOPES:
+        raise ValueError(f"at most {MAX_SCOPES} scopes")
+    seen: dict[str, None] = {}
+    for scope in values:
+        if not SCOPE_RE.fullmatch(scope):
+            raise ValueError(
+                f"invalid scope {scope[:40]!r}: use letters, digits and _ . : - / *"
+                " (at most 100 characters)"
+            )
+        seen[scope] = None
+    return list(seen)
+
+
+KeyName = Annotated[str, Field(max_length=10 * NAME_MAX), AfterValidator(clean_name)]
+Scopes = Annotated[list[str], AfterValidator(clean_scopes)]
+StatusValue = Literal["ACTIVE", "INACTIVE"]
+
+
+class KeyCreate(BaseModel):
+    """Body of POST /api/v1/keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: KeyName
+    scopes: Scopes = Field(default_factory=list)
+
+
+class KeyUpdate(BaseModel):
+    """Body of PATCH /api/v1/keys/{id}: status and/or name."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    status: StatusValue | None = None
+    name: KeyName | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> KeyUpdate:
+        if self.status is None and self.name is None:
+            raise ValueError("give 'status' and/or 'name'")
+        return self
+
+
+class KeyRead(BaseModel):
+    """A key as anyone may see it: never the digest, never the secret."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    masked_key: str
+    status: StatusValue
+    scopes: list[str]
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None
+
+
+class KeyCreated(KeyRead):
+    """The answer to a create: the only time the plaintext ``key`` is ever shown."""
+
+    key: str
+
+
+class KeyPage(BaseModel):
+    """One page of keys, newest first."""
+
+    items: list[KeyRead]
+    next_cursor: str | None
