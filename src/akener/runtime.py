@@ -7,15 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.engine import make_engine, make_sessionmaker
-from akener.db.migrate import current_revision
+from akener.db.migrate import current_revision, head_revision
 from akener.errors import InvalidInput
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
 from akener.settings import Settings
 from akener.verify.service import Verifier
-
-HEAD_REVISION = "0001"
-
 
 @dataclass
 class Runtime:
@@ -36,11 +33,11 @@ class Runtime:
         peppers = Peppers.from_secrets(secrets_by_version, settings.secret_key_version)
         engine = make_engine(settings.database_url)
         if check_schema:
-            revision = await current_revision(engine)
-            if revision != HEAD_REVISION:
+            revision, head = await current_revision(engine), head_revision()
+            if revision != head:
                 await engine.dispose()
                 raise InvalidInput(
-                    f"the database schema is at {revision or 'nothing'}, not {HEAD_REVISION}; "
+                    f"the database schema is at {revision or 'nothing'}, not {head}; "
                     "run 'akener db upgrade'"
                 )
         sessionmaker = make_sessionmaker(engine)

@@ -32,6 +32,13 @@ def _upgrade_on(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+def head_revision() -> str | None:
+    """The newest revision shipped with this version of akener."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
     from alembic.runtime.migration import MigrationContext
