@@ -8,7 +8,6 @@ import typer
 
 from akener.cli.common import load_settings
 from akener.db.engine import make_engine
-from akener.db.migrate import upgrade as run_upgrade
 from akener.settings import Settings
 
 app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -16,6 +15,9 @@ app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 
 def migrate(settings: Settings) -> None:
     """Upgrade the configured database to the newest schema."""
+
+    # Imported here: Alembic is slow to import and most commands never migrate.
+    from akener.db.migrate import upgrade as run_upgrade
 
     async def _run() -> None:
         engine = make_engine(settings.database_url)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from akener.cli.common import load_settings
 from akener.cli.db import migrate
@@ -41,6 +40,8 @@ def serve(
         raise InvalidInput(f"{problem}; set a long random secret to run on PostgreSQL")
     elif problem:
         typer.echo(f"warning: {problem}", err=True)
+    import uvicorn  # only the serve command needs the server
+
     migrate(settings)
     os.environ["AKENER_SECRET_KEY"] = (
         settings.secret_key.get_secret_value() if settings.secret_key else ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +21,7 @@ from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
 
 MAX_PAGE = 100
+_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def _name_taken(name: str) -> Conflict:
@@ -122,7 +125,8 @@ async def delete_key(session: AsyncSession, actor: Principal, key_id: str) -> Ap
 
 
 async def _load(session: AsyncSession, key_id: str) -> ApiKey:
-    key = await KeyRepository(session).get_by_id(key_id) if len(key_id) <= 64 else None
+    # Ids are 32 hex characters; anything else cannot exist (and PostgreSQL rejects some bytes).
+    key = await KeyRepository(session).get_by_id(key_id) if _ID_RE.fullmatch(key_id) else None
     if key is None:
         raise NotFound("no API key with that id")
     return key
