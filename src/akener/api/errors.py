@@ -61,7 +61,7 @@ def error_payload(code: str, message: str, fields: list[dict[str, str]] | None =
     detail: dict[str, Any] = {"code": code, "message": message}
     if fields is not None:
         detail["fields"] = fields
-    return json.dumps({"error": detail}, ensure_ascii=False).encode()
+    return json.dumps({"error": detail}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_response(
