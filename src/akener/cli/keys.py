@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.accounts.permissions import CLI_PRINCIPAL
 from akener.cli.common import in_transaction, load_settings
 from akener.errors import InvalidInput
 from akener.keys import service, tokens
-from akener.keys.models import KeyStatus
+from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
 from akener.keys.schemas import KeyCreate, KeyCreated, KeyRead
 from akener.settings import Settings
@@ -34,8 +36,6 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
 ) -> None:
     """Create a key. Its plaintext alone goes to stdout: save it, it is never shown again."""
-    from pydantic import ValidationError
-
     try:
         body = KeyCreate(name=name, scopes=scope or [])
     except ValidationError as exc:
@@ -45,7 +45,7 @@ def create(
     settings = load_settings()
     peppers = _peppers(settings)
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> tuple[ApiKey, str]:
         return await service.create_key(
             session, CLI_PRINCIPAL, name=body.name, scopes=body.scopes, peppers=peppers
         )
@@ -70,7 +70,7 @@ def list_(
     """List keys, newest first."""
     settings = load_settings()
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> list[KeyRead]:
         rows, cursor = await service.list_keys(session, CLI_PRINCIPAL, limit=service.MAX_PAGE)
         found = list(rows)
         while cursor is not None:
@@ -98,7 +98,7 @@ def list_(
 def _set_status(key_id: str, status: KeyStatus) -> None:
     settings = load_settings()
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> ApiKey:
         return await service.set_key_status(session, CLI_PRINCIPAL, key_id, status)
 
     row = in_transaction(settings, work)
@@ -127,7 +127,7 @@ def delete(
         typer.confirm(f"Delete key {key_id} permanently? This cannot be undone.", abort=True)
     settings = load_settings()
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> ApiKey:
         return await service.delete_key(session, CLI_PRINCIPAL, key_id)
 
     row = in_transaction(settings, work)
