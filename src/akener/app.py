@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from akener import __version__
+from akener.api.audit import router as audit_router
 from akener.api.auth import ApiKeyAuthMiddleware
 from akener.api.errors import install_error_handlers
 from akener.api.keys import router as keys_router
@@ -31,6 +32,7 @@ def build_api() -> FastAPI:
     )
     install_error_handlers(api)
     api.include_router(keys_router)
+    api.include_router(audit_router)
     return api
 
 

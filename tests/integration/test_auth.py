@@ -7,6 +7,7 @@ import re
 import httpx
 import pytest
 
+from akener.accounts.permissions import ALL_PERMISSIONS
 from akener.app import build_api
 from akener.runtime import Runtime
 from akener.verify.bearer import MISSING_MESSAGE, REJECTED_MESSAGE
@@ -20,6 +21,7 @@ NEEDS = {
     ("PATCH", "/api/v1/keys/{key_id}"): "api_keys.write",
     ("DELETE", "/api/v1/keys/{key_id}"): "api_keys.delete",
     ("GET", "/api/v1/whoami"): None,
+    ("GET", "/api/v1/audit"): "audit.read",
 }
 BODIES = {"POST": {"name": "probe"}, "PATCH": {"status": "INACTIVE"}}
 
@@ -84,7 +86,7 @@ async def test_a_key_without_the_permission_is_403(
     needed = NEEDS[(method, path)]
     assert needed is not None
     target, _ = await make_key(runtime, "target", scopes=[])
-    others = [p for p in ("api_keys.read", "api_keys.write", "api_keys.delete") if p != needed]
+    others = [p for p in ALL_PERMISSIONS if p != needed]
     _, key = await make_key(runtime, "lacking", scopes=[*others, "incidents.write"])
     url = path.replace("{key_id}", target.id)
     answer = await client.request(method, url, headers=bearer(key), json=BODIES.get(method))

@@ -37,6 +37,7 @@ class Principal:
     kind: str  # "key" | "user" | "cli"
     id: str
     permissions: frozenset[str]
+    client: str | None = None  # the caller's network address, for the audit log
 
     @property
     def actor(self) -> str:

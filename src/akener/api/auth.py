@@ -43,5 +43,7 @@ class ApiKeyAuthMiddleware:
         except AkenerError as exc:
             await akener_error_response(exc)(scope, receive, send)
             return
-        scope.setdefault("state", {})["principal"] = verified.principal()
+        client = scope.get("client")
+        principal = verified.principal(client[0] if client else None)
+        scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

@@ -1,8 +1,9 @@
 """Every table's model, imported in one place so Alembic and the tests see the whole schema."""
 
+from akener.audit.models import AuditEvent
 from akener.db.base import Base
 from akener.keys.models import ApiKey
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "metadata"]
+__all__ = ["ApiKey", "AuditEvent", "metadata"]

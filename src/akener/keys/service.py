@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +14,7 @@ from akener.accounts.permissions import (
     API_KEYS_WRITE,
     Principal,
 )
+from akener.audit.service import diff, record_event
 from akener.errors import Conflict, InvalidInput, NotFound
 from akener.keys import tokens
 from akener.keys.events import record_key_change
@@ -54,6 +56,7 @@ async def create_key(
             await KeyRepository(session).add(key)
     except IntegrityError as exc:
         raise _name_taken(name) from exc
+    await _audit(session, actor, "key.created", key, diff({}, _audited(key)))
     return key, plaintext
 
 
@@ -94,6 +97,7 @@ async def update_key(
     key = await _load(session, key_id)
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
+    before = _audited(key)
     if name is not None and name != key.name:
         key.name = name
         try:
@@ -105,6 +109,12 @@ async def update_key(
         key.status = status
         await session.flush()
     await record_key_change(session, key.id)
+    after = _audited(key)
+    if before["name"] != after["name"]:
+        await _audit(session, actor, "key.renamed", key, diff(before, after))
+    if before["status"] != after["status"]:
+        action = "key.activated" if key.is_active else "key.deactivated"
+        await _audit(session, actor, action, key, diff(before, after))
     return key
 
 
@@ -121,7 +131,27 @@ async def delete_key(session: AsyncSession, actor: Principal, key_id: str) -> Ap
     key = await _load(session, key_id)
     await KeyRepository(session).delete(key)
     await record_key_change(session, key.id)
+    await _audit(session, actor, "key.deleted", key, diff(_audited(key), {}))
     return key
+
+
+def _audited(key: ApiKey) -> dict[str, Any]:
+    """The fields of a key the audit log tracks (never the digest or the secret)."""
+    return {"name": key.name, "status": key.status, "scopes": list(key.scopes)}
+
+
+async def _audit(
+    session: AsyncSession, actor: Principal, action: str, key: ApiKey, changes: dict[str, Any]
+) -> None:
+    await record_event(
+        session,
+        actor,
+        action,
+        target_type="key",
+        target_id=key.id,
+        target_name=key.name,
+        changes=changes,
+    )
 
 
 async def _load(session: AsyncSession, key_id: str) -> ApiKey:

@@ -33,9 +33,9 @@ class VerifiedKey:
         """Copy the fields the checks read out of a row."""
         return cls(id=key.id, name=key.name, scopes=frozenset(key.scopes))
 
-    def principal(self) -> Principal:
+    def principal(self, client: str | None = None) -> Principal:
         """The key acting on akener's own API: its scopes are its permissions."""
-        return Principal(kind="key", id=self.id, permissions=self.scopes)
+        return Principal(kind="key", id=self.id, permissions=self.scopes, client=client)
 
 
 class Verifier:
