@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,6 +16,7 @@ from akener.api.auth import ApiKeyAuthMiddleware
 from akener.api.errors import install_error_handlers
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
+from akener.db.base import utcnow
 from akener.logs import RequestLogMiddleware, configure_logging
 from akener.runtime import Runtime
 from akener.settings import Settings
@@ -39,8 +41,9 @@ def build_api() -> FastAPI:
 class AkenerApp:
     """ASGI entry point; the lifespan builds the Runtime every request shares."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
+        self.clock = clock  # tests travel in time through it
         self.api = build_api()
         self._runtime: Runtime | None = None
         stack: ASGIApp = ApiKeyAuthMiddleware(self.api, self._verifier)
@@ -60,7 +63,7 @@ class AkenerApp:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Start the runtime, serve, then release it (the lifespan, usable from tests)."""
-        runtime = await Runtime.start(self.settings)
+        runtime = await Runtime.start(self.settings, clock=self.clock)
         self._runtime = runtime
         self.api.state.runtime = runtime
         try:

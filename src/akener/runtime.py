@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from akener.db.base import utcnow
 from akener.db.engine import make_engine, make_sessionmaker
 from akener.db.migrate import current_revision, head_revision
 from akener.errors import InvalidInput
@@ -24,9 +27,16 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     peppers: Peppers
     verifier: Verifier
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
-    async def start(cls, settings: Settings, *, check_schema: bool = True) -> Runtime:
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        check_schema: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Runtime:
         """Open the database and build the verifier; refuse to run on an unmigrated schema."""
         secrets_by_version = settings.peppers()
         if settings.secret_key_version not in secrets_by_version:
@@ -42,9 +52,9 @@ class Runtime:
                     "run 'akener db upgrade'"
                 )
         sessionmaker = make_sessionmaker(engine)
-        verifier = Verifier(sessionmaker, peppers)
+        verifier = Verifier(sessionmaker, peppers, clock=clock)
         install_listeners(sessionmaker, [verifier.forget])
-        return cls(settings, engine, sessionmaker, peppers, verifier)
+        return cls(settings, engine, sessionmaker, peppers, verifier, clock)
 
     async def close(self) -> None:
         """Release the database connections."""

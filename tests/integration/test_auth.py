@@ -22,8 +22,13 @@ NEEDS = {
     ("DELETE", "/api/v1/keys/{key_id}"): "api_keys.delete",
     ("GET", "/api/v1/whoami"): None,
     ("GET", "/api/v1/audit"): "audit.read",
+    ("POST", "/api/v1/keys/{key_id}/rotate"): "api_keys.write",
 }
-BODIES = {"POST": {"name": "probe"}, "PATCH": {"status": "INACTIVE"}}
+BODIES = {
+    ("POST", "/api/v1/keys"): {"name": "probe"},
+    ("PATCH", "/api/v1/keys/{key_id}"): {"status": "INACTIVE"},
+    ("POST", "/api/v1/keys/{key_id}/rotate"): {"grace_period_seconds": 60},
+}
 
 
 def api_routes() -> list[tuple[str, str]]:
@@ -55,7 +60,7 @@ async def test_anonymous_or_bad_credentials_are_401(
     client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
 ) -> None:
     url = path.replace("{key_id}", "0" * 32)
-    answer = await client.request(method, url, headers=headers, json=BODIES.get(method))
+    answer = await client.request(method, url, headers=headers, json=BODIES.get((method, path)))
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"] == "Bearer"
     assert answer.json()["error"]["code"] == "UNAUTHORIZED"
@@ -89,7 +94,7 @@ async def test_a_key_without_the_permission_is_403(
     others = [p for p in ALL_PERMISSIONS if p != needed]
     _, key = await make_key(runtime, "lacking", scopes=[*others, "incidents.write"])
     url = path.replace("{key_id}", target.id)
-    answer = await client.request(method, url, headers=bearer(key), json=BODIES.get(method))
+    answer = await client.request(method, url, headers=bearer(key), json=BODIES.get((method, path)))
     assert answer.status_code == 403
     assert needed in answer.json()["error"]["message"]
 

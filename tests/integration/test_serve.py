@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -123,6 +124,33 @@ def test_cli_reports_errors_on_stderr_with_exit_1(
     code, out, _ = run_cli(monkeypatch, capsys, "keys", "list")
     assert code == 0 and "dup" in out and created["key"] not in out
     assert created["masked_key"][-32:] in out
+
+
+def test_cli_expiry_and_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in cli_env(f"sqlite:///{tmp_path}/k.db", TEST_SECRET).items():
+        monkeypatch.setenv(name, value)
+    assert run_cli(monkeypatch, capsys, "db", "upgrade")[0] == 0
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "keys", "create", "--name", "q", "--expires-in", "90d", "--json"
+    )
+    created = json.loads(out)
+    expires = datetime.fromisoformat(created["expires_at"])
+    assert code == 0 and timedelta(days=89) < expires - datetime.now(UTC) <= timedelta(days=90)
+    code, out, err = run_cli(monkeypatch, capsys, "keys", "rotate", created["id"], "--grace", "1h")
+    assert code == 0 and out.strip().startswith("akener_") and out.strip() != created["key"]
+    assert "old secret works until" in err
+    for bad in (
+        ["--expires-in", "soon"],
+        ["--expires-at", "2000-01-01"],
+        ["--expires-in", "1d", "--expires-at", "2099-01-01"],
+    ):
+        code, out, err = run_cli(monkeypatch, capsys, "keys", "create", "--name", "z", *bad)
+        assert code == 1 and out == "" and err.startswith("error: "), bad
+    code, _, err = run_cli(monkeypatch, capsys, "keys", "rotate", created["id"], "--grace", "8d")
+    assert code == 1 and "7 days" in err
 
 
 def test_cli_on_an_unmigrated_database_says_what_to_do(tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ from akener.accounts.permissions import Principal
 from akener.api.deps import AutoCommitRoute, get_principal, get_runtime, get_session
 from akener.api.errors import responses
 from akener.keys import service
-from akener.keys.schemas import KeyCreate, KeyCreated, KeyPage, KeyRead, KeyUpdate, StatusValue
+from akener.keys.schemas import (
+    KeyCreate,
+    KeyCreated,
+    KeyPage,
+    KeyRead,
+    KeyRotate,
+    KeyUpdate,
+    StatusValue,
+)
 from akener.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["keys"], route_class=AutoCommitRoute)
@@ -48,7 +56,13 @@ async def create_key(
 ) -> KeyCreated:
     """Create a key. The answer holds the plaintext ``key``: the only time it is ever shown."""
     row, plaintext = await service.create_key(
-        session, actor, name=body.name, scopes=body.scopes, peppers=runtime.peppers
+        session,
+        actor,
+        name=body.name,
+        scopes=body.scopes,
+        expires_at=body.expires_at,
+        peppers=runtime.peppers,
+        now=runtime.clock(),
     )
     return KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
 
@@ -60,10 +74,52 @@ async def get_key(key_id: str, session: Session, actor: Actor) -> KeyRead:
 
 
 @router.patch("/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 404, 409, 422))
-async def update_key(key_id: str, body: KeyUpdate, session: Session, actor: Actor) -> KeyRead:
-    """Switch a key ACTIVE/INACTIVE and/or rename it. INACTIVE is refused from the next request."""
-    row = await service.update_key(session, actor, key_id, status=body.status, name=body.name)
+async def update_key(
+    key_id: str,
+    body: KeyUpdate,
+    session: Session,
+    actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> KeyRead:
+    """Switch a key ACTIVE/INACTIVE, rename it, set or clear (null) its expiry.
+
+    INACTIVE is refused from the very next request.
+    """
+    expiry = body.expires_at if "expires_at" in body.model_fields_set else service.UNSET
+    row = await service.update_key(
+        session,
+        actor,
+        key_id,
+        status=body.status,
+        name=body.name,
+        expires_at=expiry,
+        now=runtime.clock(),
+    )
     return KeyRead.model_validate(row)
+
+
+@router.post(
+    "/keys/{key_id}/rotate",
+    response_model=KeyCreated,
+    responses=responses(*AUTH, 404, 409, 422),
+)
+async def rotate_key(
+    key_id: str,
+    body: KeyRotate,
+    session: Session,
+    actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> KeyCreated:
+    """Give the key a new secret, shown this once. The old secret works for the grace period."""
+    row, plaintext = await service.rotate_key(
+        session,
+        actor,
+        key_id,
+        grace_period_seconds=body.grace_period_seconds,
+        peppers=runtime.peppers,
+        now=runtime.clock(),
+    )
+    return KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
 
 
 @router.delete("/keys/{key_id}", status_code=204, responses=responses(*AUTH, 404))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.db.engine import begin_write, make_engine, make_sessionmaker
-from akener.errors import AkenerError, ServiceUnavailable
+from akener.errors import AkenerError, InvalidInput, ServiceUnavailable
 from akener.keys.events import install_listeners
 from akener.settings import Settings
 
@@ -47,3 +48,25 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
             await engine.dispose()
 
     return asyncio.run(_run())
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` (or a plain number of seconds)."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _UNITS else "s"
+    number = value[:-1] if value[-1:] in _UNITS else value
+    if not number.isdigit():
+        raise InvalidInput(f"{option} takes a duration such as 90d, 12h, 30m or 45s")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    """An ISO 8601 date or date-time; UTC when it names no zone."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{option} takes an ISO 8601 date or time, e.g. 2027-03-01") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -9,7 +10,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.accounts.permissions import CLI_PRINCIPAL
-from akener.cli.common import in_transaction, load_settings
+from akener.cli.common import in_transaction, load_settings, parse_duration, parse_instant
+from akener.db.base import utcnow
 from akener.errors import InvalidInput
 from akener.keys import service, tokens
 from akener.keys.models import ApiKey, KeyStatus
@@ -33,11 +35,22 @@ def create(
     scope: Annotated[
         list[str] | None, typer.Option("--scope", help="A scope to grant; repeat for more.")
     ] = None,
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Expire after this long: 90d, 12h, 30m.")
+    ] = None,
+    expires_at: Annotated[
+        str | None, typer.Option("--expires-at", help="Expire at this ISO 8601 date or time.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
 ) -> None:
     """Create a key. Its plaintext alone goes to stdout: save it, it is never shown again."""
+    if expires_in and expires_at:
+        raise InvalidInput("give --expires-in or --expires-at, not both")
+    expiry = parse_instant(expires_at, "--expires-at") if expires_at else None
+    if expires_in:
+        expiry = utcnow() + parse_duration(expires_in, "--expires-in")
     try:
-        body = KeyCreate(name=name, scopes=scope or [])
+        body = KeyCreate(name=name, scopes=scope or [], expires_at=expiry)
     except ValidationError as exc:
         raise InvalidInput(
             "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
@@ -47,7 +60,12 @@ def create(
 
     async def work(session: AsyncSession) -> tuple[ApiKey, str]:
         return await service.create_key(
-            session, CLI_PRINCIPAL, name=body.name, scopes=body.scopes, peppers=peppers
+            session,
+            CLI_PRINCIPAL,
+            name=body.name,
+            scopes=body.scopes,
+            expires_at=body.expires_at,
+            peppers=peppers,
         )
 
     row, plaintext = in_transaction(settings, work)
@@ -88,11 +106,18 @@ def list_(
     if not keys:
         typer.echo("No keys yet. Create one with: akener keys create --name NAME", err=True)
         return
-    typer.echo(f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED':20}  NAME")
+    now = utcnow()
+    typer.echo(f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED':19}  {'EXPIRES':19}  NAME")
     for key in keys:
-        used = key.last_used_at.strftime("%Y-%m-%d %H:%M:%S") if key.last_used_at else "never"
-        tail = tokens.table_tail(key.masked_key)
-        typer.echo(f"{key.id:32}  {key.status:8}  {tail:32}  {used:20}  {key.name}")
+        status = "EXPIRED" if key.expires_at and key.expires_at <= now else key.status
+        typer.echo(
+            f"{key.id:32}  {status:8}  {tokens.table_tail(key.masked_key):32}  "
+            f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  {key.name}"
+        )
+
+
+def _when(value: datetime | None, empty: str) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else empty
 
 
 def _set_status(key_id: str, status: KeyStatus) -> None:
@@ -115,6 +140,38 @@ def activate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 def deactivate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Switch a key off: it is refused from now on, and can be switched on again."""
     _set_status(key_id, KeyStatus.INACTIVE)
+
+
+@app.command("rotate")
+def rotate(
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    grace: Annotated[
+        str,
+        typer.Option(help="How long the old secret keeps working: 0, 30m, 24h, up to 7d."),
+    ] = "0",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the key as JSON.")] = False,
+) -> None:
+    """Give a key a new secret (printed alone on stdout, once); same id, name and scopes."""
+    seconds = int(parse_duration(grace, "--grace").total_seconds())
+    settings = load_settings()
+    peppers = _peppers(settings)
+
+    async def work(session: AsyncSession) -> tuple[ApiKey, str]:
+        return await service.rotate_key(
+            session, CLI_PRINCIPAL, key_id, grace_period_seconds=seconds, peppers=peppers
+        )
+
+    row, plaintext = in_transaction(settings, work)
+    if as_json:
+        created = KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
+        typer.echo(created.model_dump_json())
+    else:
+        typer.echo(plaintext)
+    until = row.previous_valid_until
+    old = (
+        f"the old secret works until {until.isoformat()}" if until else "the old one is refused now"
+    )
+    typer.echo(f"Rotated key {row.name!r} ({row.id}): {old}. Save the new key now.", err=True)
 
 
 @app.command("delete")

@@ -43,8 +43,23 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Refused from this instant on (None: never expires).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # After a rotation the previous secret's digest stays valid until previous_valid_until.
+    previous_digest: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    previous_pepper_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     @property
     def is_active(self) -> bool:
         """True when the key is switched on."""
         return self.status == KeyStatus.ACTIVE.value
+
+    def is_expired(self, now: datetime) -> bool:
+        """True once the key's expiry has passed."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def previous_secret_valid(self, now: datetime) -> bool:
+        """True while a rotated-out secret is still in its grace period."""
+        return self.previous_valid_until is not None and now < self.previous_valid_until

@@ -54,9 +54,11 @@ class KeyRepository:
         return await self.session.get(ApiKey, key_id)
 
     async def get_by_digests(self, digests: Sequence[str]) -> ApiKey | None:
-        """The key whose digest is one of ``digests`` (one per pepper version), or None."""
-        result = await self.session.execute(select(ApiKey).where(ApiKey.digest.in_(digests)))
-        return result.scalars().first()
+        """The key whose current or previous digest is in ``digests`` (one per pepper version)."""
+        stmt = select(ApiKey).where(
+            or_(ApiKey.digest.in_(digests), ApiKey.previous_digest.in_(digests))
+        )
+        return (await self.session.execute(stmt)).scalars().first()
 
     async def list_page(
         self, *, limit: int, cursor: str | None, status: str | None, q: str | None
@@ -79,6 +81,13 @@ class KeyRepository:
         if len(rows) > limit:
             return rows[:limit], encode_cursor(rows[limit - 1])
         return rows, None
+
+    async def count_expiring(self, start: datetime, end: datetime) -> int:
+        """Active keys whose expiry falls in [start, end)."""
+        stmt = select(func.count()).where(
+            ApiKey.status == "ACTIVE", ApiKey.expires_at >= start, ApiKey.expires_at < end
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def delete(self, key: ApiKey) -> None:
         """Remove the row for good."""

@@ -7,7 +7,7 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 NAME_MAX = 100
 SCOPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-/*]{0,99}")
@@ -41,33 +41,47 @@ def clean_scopes(values: list[str]) -> list[str]:
     return list(seen)
 
 
-KeyName = Annotated[str, Field(max_length=10 * NAME_MAX), AfterValidator(clean_name)]
-Scopes = Annotated[list[str], AfterValidator(clean_scopes)]
+# Strict: a number is not a name. Datetimes stay lax so ISO strings from JSON are accepted.
+KeyName = Annotated[str, Field(strict=True, max_length=10 * NAME_MAX), AfterValidator(clean_name)]
+Scopes = Annotated[list[Annotated[str, Field(strict=True)]], AfterValidator(clean_scopes)]
 StatusValue = Literal["ACTIVE", "INACTIVE"]
 
 
 class KeyCreate(BaseModel):
     """Body of POST /api/v1/keys."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
     name: KeyName
     scopes: Scopes = Field(default_factory=list)
+    expires_at: AwareDatetime | None = None
 
 
 class KeyUpdate(BaseModel):
-    """Body of PATCH /api/v1/keys/{id}: status and/or name."""
+    """Body of PATCH /api/v1/keys/{id}: status, name and/or expiry (null: never expires)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
     status: StatusValue | None = None
     name: KeyName | None = None
+    expires_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> KeyUpdate:
-        if self.status is None and self.name is None:
-            raise ValueError("give 'status' and/or 'name'")
+        if self.status is None and self.name is None and "expires_at" not in self.model_fields_set:
+            raise ValueError("give 'status', 'name' and/or 'expires_at'")
         return self
+
+
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+
+
+class KeyRotate(BaseModel):
+    """Body of POST /api/v1/keys/{id}/rotate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_period_seconds: int = Field(strict=True, ge=0, le=MAX_GRACE_SECONDS)
 
 
 class KeyRead(BaseModel):
@@ -83,6 +97,9 @@ class KeyRead(BaseModel):
     created_at: datetime
     created_by: str
     last_used_at: datetime | None
+    expires_at: datetime | None = None
+    previous_valid_until: datetime | None = None
+    rotated_at: datetime | None = None
 
 
 class KeyCreated(KeyRead):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -15,14 +16,23 @@ from akener.accounts.permissions import (
     Principal,
 )
 from akener.audit.service import diff, record_event
+from akener.db.base import utcnow
 from akener.errors import Conflict, InvalidInput, NotFound
 from akener.keys import tokens
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
+from akener.keys.schemas import MAX_GRACE_SECONDS
 
 MAX_PAGE = 100
+
+
+class Unset:
+    """Marks an argument that was not given (None means "clear")."""
+
+
+UNSET = Unset()
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -37,10 +47,13 @@ async def create_key(
     name: str,
     scopes: list[str],
     peppers: Peppers,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the plaintext, which exists nowhere else afterwards."""
     actor.require(API_KEYS_WRITE)
     actor.require_can_grant(scopes)
+    _check_expiry(expires_at, now or utcnow())
     plaintext = tokens.generate_key()
     key = ApiKey(
         name=name,
@@ -50,6 +63,7 @@ async def create_key(
         status=KeyStatus.ACTIVE.value,
         scopes=list(scopes),
         created_by=actor.actor,
+        expires_at=expires_at,
     )
     try:
         async with session.begin_nested():
@@ -91,13 +105,20 @@ async def update_key(
     *,
     status: str | None = None,
     name: str | None = None,
+    expires_at: datetime | Unset | None = UNSET,
+    now: datetime | None = None,
 ) -> ApiKey:
-    """Switch a key on or off and/or rename it."""
+    """Switch a key on or off, rename it, and/or set or clear its expiry."""
     actor.require(API_KEYS_WRITE)
     key = await _load(session, key_id)
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
     before = _audited(key)
+    if not isinstance(expires_at, Unset) and expires_at != key.expires_at:
+        _check_expiry(expires_at, now or utcnow())
+        if key.previous_valid_until and expires_at and key.previous_valid_until > expires_at:
+            key.previous_valid_until = expires_at  # a grace period never outlives the key
+        key.expires_at = expires_at
     if name is not None and name != key.name:
         key.name = name
         try:
@@ -115,7 +136,64 @@ async def update_key(
     if before["status"] != after["status"]:
         action = "key.activated" if key.is_active else "key.deactivated"
         await _audit(session, actor, action, key, diff(before, after))
+    if before["expires_at"] != after["expires_at"]:
+        await _audit(session, actor, "key.expiry_changed", key, diff(before, after))
     return key
+
+
+async def rotate_key(
+    session: AsyncSession,
+    actor: Principal,
+    key_id: str,
+    *,
+    grace_period_seconds: int,
+    peppers: Peppers,
+    now: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Give a key a new secret; the old one keeps working for the grace period, then never."""
+    actor.require(API_KEYS_WRITE)
+    now = now or utcnow()
+    if not 0 <= grace_period_seconds <= MAX_GRACE_SECONDS:
+        raise InvalidInput(
+            f"grace_period_seconds must be between 0 and {MAX_GRACE_SECONDS} (7 days)",
+            field="grace_period_seconds",
+        )
+    key = await _load(session, key_id)
+    if not key.is_active:
+        raise Conflict("an inactive key cannot be rotated; activate it first or create a new key")
+    if key.is_expired(now):
+        raise Conflict("an expired key cannot be rotated; extend its expiry or create a new key")
+    grace_until = now + timedelta(seconds=grace_period_seconds)
+    if key.expires_at is not None and grace_until > key.expires_at:
+        raise InvalidInput(
+            "the grace period would outlast the key's expiry "
+            f"({key.expires_at.isoformat()}); choose a shorter one",
+            field="grace_period_seconds",
+        )
+    before = {"masked_key": key.masked_key, "previous_valid_until": key.previous_valid_until}
+    plaintext = tokens.generate_key()
+    # A rotation during a running grace period ends the older secret now: one previous at most.
+    key.previous_digest = key.digest if grace_period_seconds else None
+    key.previous_pepper_version = key.pepper_version if grace_period_seconds else None
+    key.previous_valid_until = grace_until if grace_period_seconds else None
+    key.digest = peppers.digest_current(plaintext)
+    key.pepper_version = peppers.current
+    key.masked_key = tokens.mask(plaintext)
+    key.rotated_at = now
+    await session.flush()
+    await record_key_change(session, key.id)
+    after = {"masked_key": key.masked_key, "previous_valid_until": key.previous_valid_until}
+    await _audit(session, actor, "key.rotated", key, diff(_jsonable(before), _jsonable(after)))
+    return key, plaintext
+
+
+async def count_expiring(
+    session: AsyncSession, actor: Principal, *, within: timedelta, now: datetime | None = None
+) -> int:
+    """How many active keys expire between now and ``now + within``."""
+    actor.require(API_KEYS_READ)
+    now = now or utcnow()
+    return await KeyRepository(session).count_expiring(now, now + within)
 
 
 async def set_key_status(
@@ -135,9 +213,25 @@ async def delete_key(session: AsyncSession, actor: Principal, key_id: str) -> Ap
     return key
 
 
+def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at must be in the future", field="expires_at")
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
 def _audited(key: ApiKey) -> dict[str, Any]:
     """The fields of a key the audit log tracks (never the digest or the secret)."""
-    return {"name": key.name, "status": key.status, "scopes": list(key.scopes)}
+    return _jsonable(
+        {
+            "name": key.name,
+            "status": key.status,
+            "scopes": list(key.scopes),
+            "expires_at": key.expires_at,
+        }
+    )
 
 
 async def _audit(

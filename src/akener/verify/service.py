@@ -6,12 +6,15 @@ work; the lookup is by keyed digest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from akener.accounts.permissions import Principal
+from akener.db.base import utcnow
 from akener.errors import AuthenticationFailed, ServiceUnavailable
 from akener.keys import tokens
 from akener.keys.models import ApiKey, KeyStatus
@@ -41,17 +44,28 @@ class VerifiedKey:
 class Verifier:
     """Decides whether a key string is an ACTIVE key of this installation."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], peppers: Peppers) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        peppers: Peppers,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._peppers = peppers
+        self._clock = clock
 
     async def verify(self, key: str) -> VerifiedKey:
         """The key's identity, or AuthenticationFailed with the one generic message."""
         if not tokens.is_well_formed(key):
             raise AuthenticationFailed(REJECTED_MESSAGE)
-        row = await self._lookup(self._peppers.candidates(key))
-        if row is None or row.status != KeyStatus.ACTIVE.value:
+        candidates = self._peppers.candidates(key)
+        row = await self._lookup(candidates)
+        now = self._clock()
+        if row is None or row.status != KeyStatus.ACTIVE.value or row.is_expired(now):
             raise AuthenticationFailed(REJECTED_MESSAGE)
+        if row.digest not in candidates and not row.previous_secret_valid(now):
+            raise AuthenticationFailed(REJECTED_MESSAGE)  # a rotated-out secret past its grace
         return VerifiedKey.from_row(row)
 
     async def _lookup(self, digests: list[str]) -> ApiKey | None:
