@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from sqlalchemy.engine import make_url
 
-from tests.browser.live import CHROMIUM_ARGS, PASSWORD, LiveServer
+from akener.settings import Settings
+from tests.browser.live import CHROMIUM_ARGS, PASSWORD, LiveServer, run_async
+from tests.conftest import PG_URL, _admin
 
 CHROMIUM = "/usr/bin/chromium"
 expect.set_options(timeout=5_000)
@@ -30,13 +34,39 @@ def _server(root: Path) -> LiveServer:
     return LiveServer(root=root, database_url=f"sqlite+aiosqlite:///{root / 'akener.db'}")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A server shared by the tests that do not need an empty database; it has an owner."""
-    live = _server(tmp_path_factory.mktemp("live")).start()
-    live.add_user("owner@example.com", "admin", owner=True)
-    yield live
-    live.stop()
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A server shared by the tests that do not need an empty database; it has an owner.
+
+    Every test using it runs on SQLite, and on PostgreSQL when AKENER_TEST_DATABASE_URL is set.
+    """
+    root = tmp_path_factory.mktemp("live")
+    if request.param == "sqlite":
+        live = _server(root)
+        yield from _run(live)
+        return
+    base = make_url(Settings(database_url=PG_URL, _env_file=None).database_url)  # type: ignore[call-arg]
+    name = f"akener_browser_{os.getpid()}"
+    admin = base.set(database="postgres").render_as_string(hide_password=False)
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    run_async(lambda: _admin(admin, drop, f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    yield from _run(LiveServer(root=root, database_url=url))
+    run_async(lambda: _admin(admin, drop))
+
+
+def _run(live: LiveServer) -> Iterator[LiveServer]:
+    live.start()
+    try:
+        live.add_user("owner@example.com", "admin", owner=True)
+        yield live
+    finally:
+        live.stop()
 
 
 @pytest.fixture
@@ -73,4 +103,4 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="API Keys")).to_be_visible()
+    expect(page.get_by_role("heading", name="API Keys", exact=True)).to_be_visible()
