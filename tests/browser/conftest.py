@@ -19,9 +19,11 @@ CHROMIUM = "/usr/bin/chromium"
 expect.set_options(timeout=5_000)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps its event loop marked as running in
+# this thread while it is open, and the rest of the suite needs asyncio.run() afterwards.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run."""
+    """One headless Chromium for the browser tests."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (scripts/system-deps installs it)")
     with sync_playwright() as playwright:
@@ -37,7 +39,7 @@ def _server(root: Path) -> LiveServer:
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="package", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
