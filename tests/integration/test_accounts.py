@@ -158,6 +158,7 @@ async def test_forged_and_expired_session_cookies_are_ignored(
     await make_user(runtime, "ada@example.com", "admin")
     client.cookies.set("akener_session", "forged-" + "a" * 40, domain="akener.test")
     assert (await client.get("/manage/api-keys")).status_code == 303
+    assert "Your session has ended" in (await client.get("/login")).text
     await sign_in(client, "ada@example.com")
     async with runtime.sessionmaker() as session:
         row = await session.scalar(select(WebSession))

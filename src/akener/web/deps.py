@@ -161,6 +161,9 @@ def safe_next(value: str | None, default: str = "/manage/api-keys") -> str:
     """A local path to return to; anything that could leave the site becomes ``default``."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return default
+    # Browsers drop tabs and newlines from URLs, so "/\t/evil.example" would become "//evil…".
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+        return default
     return value
 
 

@@ -13,7 +13,14 @@ from starlette.responses import JSONResponse, Response
 from akener.api.errors import STATUS_BY_CODE
 from akener.errors import AkenerError
 from akener.web.csrf import CsrfRejected
-from akener.web.deps import LoginRequired, see_other, wants_json
+from akener.web.deps import (
+    SESSION_COOKIE,
+    LoginRequired,
+    flash,
+    queue_cookie,
+    see_other,
+    wants_json,
+)
 from akener.web.templating import render
 
 log = logging.getLogger("akener.web")
@@ -51,6 +58,10 @@ async def _on_login_required(request: Request, _exc: Exception) -> Response:
     if wants_json(request):
         return error_page(request, 401, "your session has ended; sign in again", "UNAUTHORIZED")
     target = request.url.path if request.method == "GET" else "/manage/api-keys"
+    if request.cookies.get(SESSION_COOKIE):
+        # The cookie names no live session: expired, signed out elsewhere, deactivated or forged.
+        queue_cookie(request, SESSION_COOKIE, None)
+        flash(request, "Your session has ended. Sign in again.", "info")
     return see_other(f"/login?next={quote(target)}")
 
 
