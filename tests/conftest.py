@@ -79,12 +79,18 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
+# Rows the migrations seed (built-in roles) survive between tests; everything else goes.
+SEEDED = {"roles": "DELETE FROM roles WHERE NOT builtin"}
+
+
 async def _truncate(url: str) -> None:
     engine = make_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables if t.name not in SEEDED)
     try:
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+            for statement in SEEDED.values():
+                await conn.execute(text(statement))
     finally:
         await engine.dispose()
 

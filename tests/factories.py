@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
+
+from akener.accounts import passwords
+from akener.accounts.models import Role, User
 from akener.accounts.permissions import ALL_PERMISSIONS, CLI_PRINCIPAL
+from akener.accounts.repository import RoleRepository
 from akener.keys import service
 from akener.keys.models import ApiKey, KeyStatus
 from akener.runtime import Runtime
@@ -29,3 +36,60 @@ async def make_key(
 def bearer(key: str) -> dict[str, str]:
     """The Authorization header for ``key``."""
     return {"Authorization": f"Bearer {key}"}
+
+
+PASSWORD = "correct horse battery"
+_HASHES: dict[str, str] = {}
+
+
+async def make_user(
+    runtime: Runtime,
+    email: str,
+    *roles: str,
+    owner: bool = False,
+    active: bool = True,
+    password: str = PASSWORD,
+) -> User:
+    """A user with the named roles (built-in or custom); the password hash is computed once."""
+    if password not in _HASHES:
+        _HASHES[password] = await passwords.hash_password(password)
+    async with runtime.sessionmaker() as session:
+        found = await RoleRepository(session).get_by_names(list(roles))
+        assert len(found) == len(roles), f"unknown role among {roles}"
+        user = User(
+            email=email,
+            display_name=email.split("@")[0].title(),
+            password_hash=_HASHES[password],
+            owner_flag=True if owner else None,
+            is_active=active,
+            roles=found,
+        )
+        session.add(user)
+        await session.commit()
+    return user
+
+
+async def make_role(runtime: Runtime, name: str, permissions: list[str]) -> Role:
+    """A custom role."""
+    async with runtime.sessionmaker() as session:
+        role = Role(name=name, description="", builtin=False, permissions=permissions)
+        session.add(role)
+        await session.commit()
+    return role
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    found = re.search(r'name="csrf_token" value="([^"]*)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    """Sign in through the login form; returns the session's CSRF token."""
+    page = await client.get("/login")
+    response = await client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text)}
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of((await client.get("/manage/api-keys")).text)

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from akener import __version__
 from akener.api.audit import router as audit_router
-from akener.api.auth import ApiKeyAuthMiddleware
+from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
 from akener.api.errors import install_error_handlers
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
@@ -21,8 +21,12 @@ from akener.logs import RequestLogMiddleware, configure_logging
 from akener.runtime import Runtime
 from akener.settings import Settings
 from akener.verify.service import Verifier
+from akener.web.app import build_web, wrap_web
 
 log = logging.getLogger("akener")
+
+# Served by the API app although outside /api: its OpenAPI description and the docs pages.
+API_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 
 def build_api() -> FastAPI:
@@ -45,10 +49,20 @@ class AkenerApp:
         self.settings = settings
         self.clock = clock  # tests travel in time through it
         self.api = build_api()
+        self.web = build_web()
         self._runtime: Runtime | None = None
-        stack: ASGIApp = ApiKeyAuthMiddleware(self.api, self._verifier)
-        stack = BodySizeLimitMiddleware(stack, settings.max_body_bytes)
+        self._api_stack: ASGIApp = ApiKeyAuthMiddleware(self.api, self._verifier)
+        self._web_stack: ASGIApp = wrap_web(self.web)
+        stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
         self._http: ASGIApp = RequestLogMiddleware(stack)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/api (every spelling) and the API docs go to the API; the rest is the dashboard."""
+        path = scope.get("path", "")
+        if is_api_path(path) or path in API_DOC_PATHS:
+            await self._api_stack(scope, receive, send)
+        else:
+            await self._web_stack(scope, receive, send)
 
     @property
     def runtime(self) -> Runtime:
@@ -66,6 +80,7 @@ class AkenerApp:
         runtime = await Runtime.start(self.settings, clock=self.clock)
         self._runtime = runtime
         self.api.state.runtime = runtime
+        self.web.state.runtime = runtime
         try:
             yield runtime
         finally:

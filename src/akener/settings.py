@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Dashboard sign-in (docs/dashboard.md).
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_lockout_minutes: float = Field(default=15, gt=0)
+    # None: Secure cookies whenever the dashboard is reached over https. True behind a TLS proxy.
+    secure_cookies: bool | None = None
 
     @field_validator("database_url")
     @classmethod

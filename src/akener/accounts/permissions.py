@@ -29,6 +29,42 @@ ALL_PERMISSIONS: tuple[str, ...] = (
     AUDIT_READ,
 )
 
+# Scopes under these prefixes belong to akener; anything else (``incidents.write``) is an
+# operator-defined scope that only the operator's own API gives a meaning to.
+AKENER_NAMESPACES = frozenset(p.split(".", 1)[0] for p in ALL_PERMISSIONS)
+
+# Held by the built-in admin role: the right to grant any operator-defined scope. It can never be
+# a key scope (key scopes may not start with "*"), so it never leaves the accounts system.
+ALL_OPERATOR_SCOPES = "*"
+
+
+ADMIN_ROLE = "admin"
+EDITOR_ROLE = "editor"
+MEMBER_ROLE = "member"
+
+# The built-in roles, defined here (not in the database) so a permission added in a later version
+# reaches them without a data migration. DESIGN.md section 6.
+BUILTIN_ROLES: dict[str, frozenset[str]] = {
+    ADMIN_ROLE: frozenset(ALL_PERMISSIONS) | {ALL_OPERATOR_SCOPES},
+    EDITOR_ROLE: frozenset(ALL_PERMISSIONS) - {API_KEYS_DELETE, USERS_WRITE, ROLES_WRITE},
+    MEMBER_ROLE: frozenset(p for p in ALL_PERMISSIONS if p.endswith(".read")),
+}
+BUILTIN_DESCRIPTIONS = {
+    ADMIN_ROLE: "Everything, including deleting keys and managing users and roles.",
+    EDITOR_ROLE: "Everything except deleting keys and managing users and roles.",
+    MEMBER_ROLE: "Read-only: sees keys, users and roles, changes nothing.",
+}
+
+
+def is_akener_scope(scope: str) -> bool:
+    """True for scopes in akener's own namespaces (real permissions or not)."""
+    return scope.split(".", 1)[0] in AKENER_NAMESPACES
+
+
+def describe_scope(scope: str) -> str:
+    """How a scope is written in messages (the wildcard spelled out)."""
+    return "every operator-defined scope" if scope == ALL_OPERATOR_SCOPES else scope
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -58,13 +94,23 @@ class Principal:
         if not self.has(permission):
             raise PermissionDenied(f"this action needs the '{permission}' permission")
 
+    def missing_grants(self, scopes: Iterable[str]) -> list[str]:
+        """The scopes in ``scopes`` this principal could not hand out, sorted."""
+        if self.is_trusted:
+            return []
+        missing = set(scopes) - self.permissions
+        if ALL_OPERATOR_SCOPES in self.permissions:
+            missing = {s for s in missing if is_akener_scope(s) or s == ALL_OPERATOR_SCOPES}
+        return sorted(missing)
+
     def require_can_grant(self, scopes: Iterable[str]) -> None:
         """Nobody hands out a permission they do not hold themselves."""
-        if self.is_trusted:
-            return
-        missing = sorted(set(scopes) - self.permissions)
+        missing = self.missing_grants(scopes)
         if missing:
-            raise PermissionDenied("you cannot grant scopes you do not hold: " + ", ".join(missing))
+            raise PermissionDenied(
+                "you cannot grant scopes you do not hold: "
+                + ", ".join(describe_scope(s) for s in missing)
+            )
 
 
 CLI_PRINCIPAL = Principal(kind="cli", id="cli", permissions=frozenset(ALL_PERMISSIONS))

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from akener.cli import audit, db, keys, serve
+from akener.cli import audit, db, keys, serve, users
 from akener.errors import AkenerError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:

@@ -9,10 +9,23 @@ from typing import Annotated
 
 import typer
 
-from akener.cli.common import load_settings
+from akener.accounts.service import count_users
+from akener.accounts.sessions import setup_token
+from akener.cli.common import in_transaction, load_settings
 from akener.cli.db import migrate
 from akener.errors import InvalidInput
-from akener.settings import secret_problem, write_local_secret
+from akener.settings import Settings, secret_problem, write_local_secret
+
+
+def setup_link(settings: Settings, host: str, port: int) -> str | None:
+    """The one-time owner setup link, or None once any user exists."""
+    if in_transaction(settings, count_users) or settings.secret_key is None:
+        return None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - only displayed
+    if ":" in shown:
+        shown = f"[{shown}]"
+    token = setup_token(settings.secret_key.get_secret_value().encode())
+    return f"http://{shown}:{port}/setup?token={token}"
 
 
 def serve(
@@ -49,6 +62,13 @@ def serve(
     bind_host = host or settings.host
     bind_port = port or settings.port
     typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
+    link = setup_link(settings, bind_host, bind_port)
+    if link:
+        typer.echo(
+            f"No dashboard account exists yet. Create the owner at:\n  {link}\n"
+            "(or run: akener users create --email you@example.com --role admin)",
+            err=True,
+        )
     uvicorn.run(
         "akener.app:create_app",
         factory=True,

@@ -1,9 +1,19 @@
 """Every table's model, imported in one place so Alembic and the tests see the whole schema."""
 
+from akener.accounts.models import LoginFailure, Role, User, WebSession, user_roles
 from akener.audit.models import AuditEvent
 from akener.db.base import Base
 from akener.keys.models import ApiKey
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "AuditEvent", "metadata"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "LoginFailure",
+    "Role",
+    "User",
+    "WebSession",
+    "metadata",
+    "user_roles",
+]

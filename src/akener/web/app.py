@@ -1,0 +1,31 @@
+"""The dashboard: a FastAPI app of HTML pages beside the API, sharing the same services."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from akener.web import auth, keys, roles, users
+from akener.web.deps import QueuedCookiesMiddleware
+from akener.web.errors import install_web_error_handlers
+from akener.web.security import SecurityHeadersMiddleware
+from akener.web.templating import make_environment
+
+
+def build_web() -> FastAPI:
+    """The dashboard's routes, templates and static files (no OpenAPI: these are pages)."""
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    web.state.templates = make_environment()
+    install_web_error_handlers(web)
+    web.mount("/static", StaticFiles(directory=str(files("akener.web") / "static")), "static")
+    for module in (auth, keys, users, roles):
+        web.include_router(module.router)
+    return web
+
+
+def wrap_web(web: FastAPI) -> ASGIApp:
+    """Outside the framework's own error handling, so even a 500 page gets the headers."""
+    return SecurityHeadersMiddleware(QueuedCookiesMiddleware(web))

@@ -1,0 +1,185 @@
+"""Manage → API Keys: list, create (shown once), switch on/off, delete. Same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import JSONResponse, Response
+
+from akener.accounts.permissions import (
+    ALL_OPERATOR_SCOPES,
+    API_KEYS_READ,
+    API_KEYS_WRITE,
+    Principal,
+)
+from akener.accounts.sessions import SignedIn
+from akener.api.deps import AutoCommitRoute, get_runtime, get_session
+from akener.errors import AkenerError, InvalidInput
+from akener.keys import service
+from akener.keys.models import ApiKey, KeyStatus
+from akener.keys.schemas import clean_name, clean_scopes
+from akener.web.csrf import check_csrf
+from akener.web.deps import flash, require_user, safe_next, see_other, wants_json
+from akener.web.forms import clean, clean_list, form_of, text, texts, words
+from akener.web.templating import render, render_fragment
+
+router = APIRouter(
+    prefix="/manage/api-keys", route_class=AutoCommitRoute, dependencies=[Depends(check_csrf)]
+)
+PAGE_SIZE = 20
+LIST_URL = "/manage/api-keys"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def grantable_scopes(actor: Principal) -> tuple[list[str], bool]:
+    """The scopes this user may put on a key, and whether they may type any operator scope."""
+    concrete = sorted(p for p in actor.permissions if p != ALL_OPERATOR_SCOPES)
+    return concrete, ALL_OPERATOR_SCOPES in actor.permissions
+
+
+def _form_context(actor: Principal, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    scopes, free = grantable_scopes(actor)
+    return {"grantable": scopes, "free_scopes": free, "values": values or {}}
+
+
+@router.get("")
+async def list_page(
+    request: Request,
+    cursor: str | None = None,
+    me: SignedIn = Depends(require_user),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """The keys table, newest first, one page at a time."""
+    return await _render_list(request, session, me.principal, cursor=cursor)
+
+
+async def _render_list(
+    request: Request,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    cursor: str | None = None,
+    created: tuple[ApiKey, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    rows, next_cursor = await service.list_keys(
+        session, actor, limit=PAGE_SIZE, cursor=(cursor or None)
+    )
+    context = {
+        "keys": rows,
+        "next_cursor": next_cursor,
+        "first_page": not cursor,
+        "created": created,
+        "return_to": request.url.path + (f"?cursor={cursor}" if cursor else ""),
+        **_form_context(actor),
+    }
+    headers = NO_STORE if created else None
+    return render(request, "keys/list.html", context, status_code=status_code, headers=headers)
+
+
+@router.get("/new")
+async def new_page(request: Request, me: SignedIn = Depends(require_user)) -> Response:
+    """The create form as its own page (what the Create button opens without JavaScript)."""
+    me.principal.require(API_KEYS_READ)
+    me.principal.require(API_KEYS_WRITE)
+    return render(request, "keys/new.html", _form_context(me.principal))
+
+
+def _scopes_from(form_values: list[str], typed: str) -> list[str]:
+    return clean_list("scopes", clean_scopes, [*form_values, *words(typed)])
+
+
+@router.post("")
+async def create(
+    request: Request,
+    me: SignedIn = Depends(require_user),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """Create a key and show its plaintext once, in this response and nowhere else."""
+    form = await form_of(request)
+    values: dict[str, Any] = {
+        "name": text(form, "name"),
+        "scopes": texts(form, "scope"),
+        "other": text(form, "other_scopes"),
+    }
+    try:
+        name = clean("name", clean_name, values["name"])
+        scopes = _scopes_from(values["scopes"], values["other"])
+        row, plaintext = await service.create_key(
+            session, me.principal, name=name, scopes=scopes, peppers=get_runtime(request).peppers
+        )
+    except AkenerError as exc:
+        return _create_failed(request, me.principal, exc, values)
+    if wants_json(request):
+        body = {
+            "id": row.id,
+            "name": row.name,
+            "key": plaintext,
+            "row_html": render_fragment(request, "keys/_row.html", {"key": row}),
+        }
+        return JSONResponse(body, status_code=201, headers=NO_STORE)
+    return await _render_list(request, session, me.principal, created=(row, plaintext))
+
+
+def _create_failed(
+    request: Request, actor: Principal, exc: AkenerError, values: dict[str, Any]
+) -> Response:
+    status = {"FORBIDDEN": 403, "CONFLICT": 409}.get(exc.code, 422)
+    field = getattr(exc, "field", None)
+    message = exc.message[:1].upper() + exc.message[1:]
+    if wants_json(request):
+        error = {"code": exc.code, "message": message, "field": field}
+        return JSONResponse({"error": error}, status_code=status)
+    context = {**_form_context(actor, values), "error": message, "error_field": field}
+    return render(request, "keys/new.html", context, status_code=status)
+
+
+@router.post("/{key_id}/status")
+async def set_status(
+    request: Request,
+    key_id: str,
+    me: SignedIn = Depends(require_user),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """Switch a key ACTIVE or INACTIVE; it is refused or accepted from the next request."""
+    form = await form_of(request)
+    wanted = text(form, "status")
+    if wanted not in KeyStatus.__members__:
+        raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
+    row = await service.set_key_status(session, me.principal, key_id, KeyStatus(wanted))
+    state = "on (ACTIVE)" if row.is_active else "off (INACTIVE)"
+    message = f"Key “{row.name}” is now {state}."
+    if wants_json(request):
+        return JSONResponse({"id": row.id, "status": row.status, "message": message})
+    flash(request, message)
+    return see_other(safe_next(text(form, "return_to"), LIST_URL))
+
+
+@router.get("/{key_id}/delete")
+async def confirm_delete(
+    request: Request,
+    key_id: str,
+    me: SignedIn = Depends(require_user),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """The confirmation step as a page (what Delete opens without JavaScript)."""
+    row = await service.get_key(session, me.principal, key_id)
+    return render(request, "keys/delete.html", {"key": row})
+
+
+@router.post("/{key_id}/delete")
+async def delete(
+    request: Request,
+    key_id: str,
+    me: SignedIn = Depends(require_user),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """Delete a key for good."""
+    row = await service.delete_key(session, me.principal, key_id)
+    message = f"Key “{row.name}” was deleted."
+    if wants_json(request):
+        return JSONResponse({"id": row.id, "message": message})
+    flash(request, message)
+    return see_other(LIST_URL)
