@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,46 @@ from akener.accounts.permissions import (
     describe_scope,
 )
 from akener.accounts.repository import RoleRepository, SessionRepository, UserRepository
+from akener.audit.service import diff, record_event
 from akener.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+
+
+def _user_fields(user: User) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "display_name": user.display_name,
+        "roles": sorted(r.name for r in user.roles),
+        "active": user.is_active,
+    }
+
+
+def _role_fields(role: Role) -> dict[str, Any]:
+    return {
+        "name": role.name,
+        "description": role.description,
+        "permissions": sorted(role.permissions),
+    }
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: Principal | str,
+    action: str,
+    target: User | Role,
+    changes: dict[str, Any],
+    client: str | None = None,
+) -> None:
+    is_user = isinstance(target, User)
+    await record_event(
+        session,
+        actor,
+        action,
+        target_type="user" if is_user else "role",
+        target_id=target.id,
+        target_name=target.email if isinstance(target, User) else target.name,
+        changes=changes,
+        client=client,
+    )
 
 
 def _missing_text(missing: Iterable[str]) -> str:
@@ -72,7 +112,12 @@ async def _insert_user(session: AsyncSession, user: User) -> User:
 
 
 async def create_owner(
-    session: AsyncSession, *, email: str, display_name: str, password: str
+    session: AsyncSession,
+    *,
+    email: str,
+    display_name: str,
+    password: str,
+    client: str | None = None,
 ) -> User:
     """The first-run setup: the first user, owner and admin. Refused once any user exists."""
     if await count_users(session):
@@ -86,7 +131,11 @@ async def create_owner(
         owner_flag=True,
         roles=admin,
     )
-    return await _insert_user(session, user)
+    await _insert_user(session, user)
+    changes = diff({}, _user_fields(user))
+    await _audit(session, f"user:{user.id}", "setup.completed", user, changes, client)
+    await _audit(session, f"user:{user.id}", "user.created", user, changes, client)
+    return user
 
 
 async def create_user(
@@ -116,7 +165,9 @@ async def create_user(
         owner_flag=True if first else None,
         roles=found,
     )
-    return await _insert_user(session, user)
+    await _insert_user(session, user)
+    await _audit(session, actor, "user.created", user, diff({}, _user_fields(user)))
+    return user
 
 
 async def _roles_by_names(session: AsyncSession, names: Sequence[str]) -> list[Role]:
@@ -161,8 +212,15 @@ async def set_user_roles(
     _require_can_grant_roles(actor, [r for r in roles if r.id not in current])
     if user.is_owner and not any(r.name == ADMIN_ROLE and r.builtin for r in roles):
         raise PermissionDenied("the owner always keeps the admin role")
+    before = {r.name for r in user.roles}
     user.roles = sorted(roles, key=lambda r: r.name)
     await session.flush()
+    after = {r.name for r in user.roles}
+    change = {"roles": {"before": sorted(before), "after": sorted(after)}}
+    if after - before:
+        await _audit(session, actor, "user.role_assigned", user, change)
+    if before - after:
+        await _audit(session, actor, "user.role_removed", user, change)
     return user
 
 
@@ -175,10 +233,15 @@ async def set_user_active(
     if not actor.is_trusted and actor.id == user.id:
         raise PermissionDenied("you cannot deactivate or reactivate your own account")
     _require_can_manage(actor, user)
+    was_active = user.is_active
     user.is_active = active
     if not active:
         await SessionRepository(session).delete_for_user(user.id)
     await session.flush()
+    if was_active != active:
+        action = "user.activated" if active else "user.deactivated"
+        change = {"active": {"before": was_active, "after": active}}
+        await _audit(session, actor, action, user, change)
     return user
 
 
@@ -191,7 +254,9 @@ async def delete_user(session: AsyncSession, actor: Principal, user_id: str) -> 
     if user.is_owner:
         raise PermissionDenied("the owner's account cannot be deleted")
     _require_can_manage(actor, user)
+    fields = _user_fields(user)
     await UserRepository(session).delete(user)
+    await _audit(session, actor, "user.deleted", user, diff(fields, {}))
     return user
 
 
@@ -240,6 +305,7 @@ async def create_role(
             await RoleRepository(session).add(role)
     except IntegrityError as exc:
         raise Conflict(f"a role named {name!r} already exists") from exc
+    await _audit(session, actor, "role.created", role, diff({}, _role_fields(role)))
     return role
 
 
@@ -268,8 +334,12 @@ async def update_role(
     _require_editable(actor, role)
     actor.require_can_grant(permissions)
     await _require_free_name(session, name, keep=role)
+    before = _role_fields(role)
     role.name, role.description, role.permissions = name, description, list(permissions)
     await session.flush()
+    changes = diff(before, _role_fields(role))
+    if changes:
+        await _audit(session, actor, "role.changed", role, changes)
     return role
 
 
@@ -284,7 +354,9 @@ async def delete_role(session: AsyncSession, actor: Principal, role_id: str) -> 
             f"the role '{role.name}' is held by {holders} user{'s' if holders != 1 else ''};"
             " take it away from them first"
         )
+    fields = _role_fields(role)
     await RoleRepository(session).delete(role)
+    await _audit(session, actor, "role.deleted", role, diff(fields, {}))
     return role
 
 

@@ -21,6 +21,7 @@ from akener.accounts.models import User, WebSession
 from akener.accounts.permissions import Principal
 from akener.accounts.repository import SessionRepository, UserRepository
 from akener.accounts.schemas import clean_email
+from akener.audit.service import record_event
 from akener.db.base import utcnow
 from akener.errors import AuthenticationFailed, RateLimited
 
@@ -105,6 +106,16 @@ async def log_in(
     ok = await passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         await repo.add_failure(email, address[:64], now)
+        # The attempted address is kept (it is what an investigation needs); never the password.
+        await record_event(
+            session,
+            "anonymous",
+            "login.failed",
+            target_type="user",
+            target_id=user.id if user else None,
+            target_name=email,
+            client=address[:64],
+        )
         raise AuthenticationFailed(BAD_CREDENTIALS)
     await repo.clear_failures(email)
     await repo.delete_failures_before(now - policy.lockout)
@@ -112,6 +123,15 @@ async def log_in(
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = await passwords.hash_password(password)
     user.last_login_at = now
+    await record_event(
+        session,
+        f"user:{user.id}",
+        "login.succeeded",
+        target_type="user",
+        target_id=user.id,
+        target_name=user.email,
+        client=address[:64],
+    )
     return await open_session(session, user, policy)
 
 

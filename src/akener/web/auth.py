@@ -84,7 +84,11 @@ async def setup_submit(request: Request, session: AsyncSession = Depends(get_ses
         if text(form, "password") != text(form, "password_confirm"):
             raise InvalidInput("The two passwords do not match.", field="password_confirm")
         user = await accounts.create_owner(
-            session, email=email, display_name=name, password=text(form, "password")
+            session,
+            email=email,
+            display_name=name,
+            password=text(form, "password"),
+            client=request.client.host if request.client else None,
         )
     except AkenerError as exc:
         context = {
