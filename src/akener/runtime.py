@@ -14,6 +14,7 @@ from akener.keys.peppers import Peppers
 from akener.settings import Settings
 from akener.verify.service import Verifier
 
+
 @dataclass
 class Runtime:
     """Per-process resources shared by every request."""
