@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.engine import make_engine, make_sessionmaker
@@ -12,7 +15,11 @@ from akener.errors import InvalidInput
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
 from akener.settings import Settings
+from akener.verify.cache import KeyCache
+from akener.verify.freshness import SqliteChangeWatch, sqlite_path
+from akener.verify.listener import PgChangeListener, asyncpg_dsn
 from akener.verify.service import Verifier
+from akener.verify.usage import UsageRecorder
 
 
 @dataclass
@@ -24,6 +31,10 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     peppers: Peppers
     verifier: Verifier
+    usage: UsageRecorder
+    listener: PgChangeListener | None = None
+    watch: SqliteChangeWatch | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     async def start(cls, settings: Settings, *, check_schema: bool = True) -> Runtime:
@@ -42,10 +53,45 @@ class Runtime:
                     "run 'akener db upgrade'"
                 )
         sessionmaker = make_sessionmaker(engine)
-        verifier = Verifier(sessionmaker, peppers)
+        cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
+        usage = UsageRecorder(sessionmaker)
+        listener, watch = None, None
+        if settings.is_sqlite:
+            path = sqlite_path(make_url(settings.database_url).database)
+            # An in-memory database lives in this process only: its own commits are all there is.
+            watch = SqliteChangeWatch(path, cache) if path is not None else None
+        else:
+            listener = PgChangeListener(
+                asyncpg_dsn(settings.database_url),
+                cache,
+                check_seconds=settings.listener_check_seconds,
+            )
+        verifier = Verifier(
+            sessionmaker,
+            peppers,
+            cache=cache,
+            usage=usage,
+            fresh=watch.check if watch is not None else None,
+        )
         install_listeners(sessionmaker, [verifier.forget])
-        return cls(settings, engine, sessionmaker, peppers, verifier)
+        runtime = cls(settings, engine, sessionmaker, peppers, verifier, usage, listener, watch)
+        if listener is not None:
+            await listener.start()
+        runtime.tasks.append(
+            asyncio.create_task(usage.run(settings.usage_flush_seconds), name="akener-usage")
+        )
+        return runtime
 
     async def close(self) -> None:
-        """Release the database connections."""
+        """Stop background work, write pending usage, release the database connections."""
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        if self.listener is not None:
+            await self.listener.close()
+        await self.usage.flush()
+        if self.watch is not None:
+            self.watch.close()
         await self.engine.dispose()

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Verification (docs/verification.md): cache bounds, usage flushing, listener health checks.
+    cache_max_keys: int = Field(default=100_000, ge=1)
+    cache_max_unknown: int = Field(default=65_536, ge=1)
+    usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
+    listener_check_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("database_url")
     @classmethod

@@ -1,8 +1,9 @@
 """Every table's model, imported in one place so Alembic and the tests see the whole schema."""
 
 from akener.db.base import Base
-from akener.keys.models import ApiKey
+from akener.keys.models import ApiKey, KeyChangeSeq
+from akener.verify.models import KeyUsage
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "metadata"]
+__all__ = ["ApiKey", "KeyChangeSeq", "KeyUsage", "metadata"]

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from akener.db.base import Base, UTCDateTime, utcnow
@@ -43,8 +43,22 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Written from memory in batches by akener.verify.usage; never part of a key change event.
+    request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     @property
     def is_active(self) -> bool:
         """True when the key is switched on."""
         return self.status == KeyStatus.ACTIVE.value
+
+
+class KeyChangeSeq(Base):
+    """One row counting key changes; SQLite processes poll it to know their cache is current.
+
+    PostgreSQL announces changes with NOTIFY instead (see akener.keys.events).
+    """
+
+    __tablename__ = "key_change_seq"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,23 +1,43 @@
 """The verifier: key string in, key identity or a refusal out.
 
-This is the hot path (DESIGN.md section 4). The format check runs before any digest or database
-work; the lookup is by keyed digest.
+This is the hot path (DESIGN.md section 4; docs/verification.md). The format check runs before any
+digest or database work; the digest under the current pepper keys the per-process cache; a miss
+reads the database by digest (every pepper version) and fills the cache, positive or negative.
 """
 
 from __future__ import annotations
 
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from akener.accounts.permissions import Principal
+from akener.accounts.permissions import API_KEYS_VERIFY, Principal
 from akener.errors import AuthenticationFailed, ServiceUnavailable
 from akener.keys import tokens
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
 from akener.verify.bearer import REJECTED_MESSAGE
+from akener.verify.cache import MISS, CachedKey, KeyCache, Miss
+from akener.verify.usage import UsageRecorder
+
+log = logging.getLogger("akener.verify")
+
+
+class Verdict(enum.StrEnum):
+    """Why a key was accepted or refused (the verify API's ``code``)."""
+
+    VALID = "VALID"
+    NOT_FOUND = "NOT_FOUND"
+    INACTIVE = "INACTIVE"
+    MALFORMED = "MALFORMED"
+    INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,37 +49,130 @@ class VerifiedKey:
     scopes: frozenset[str]
 
     @classmethod
-    def from_row(cls, key: ApiKey) -> VerifiedKey:
-        """Copy the fields the checks read out of a row."""
-        return cls(id=key.id, name=key.name, scopes=frozenset(key.scopes))
+    def from_entry(cls, entry: CachedKey) -> VerifiedKey:
+        """The identity held by a cache entry."""
+        return cls(id=entry.id, name=entry.name, scopes=entry.scopes)
 
     def principal(self) -> Principal:
         """The key acting on akener's own API: its scopes are its permissions."""
         return Principal(kind="key", id=self.id, permissions=self.scopes)
 
 
+def entry_from_row(row: ApiKey) -> CachedKey:
+    """Copy the fields the checks read out of a row."""
+    return CachedKey(
+        id=row.id,
+        name=row.name,
+        scopes=frozenset(row.scopes),
+        active=row.status == KeyStatus.ACTIVE.value,
+    )
+
+
+def judge(entry: CachedKey | None, now: float) -> Verdict:
+    """VALID, NOT_FOUND or INACTIVE for a looked-up key (scopes are the caller's business)."""
+    if entry is None:
+        return Verdict.NOT_FOUND
+    if not entry.active or (entry.expires_at is not None and entry.expires_at <= now):
+        return Verdict.INACTIVE
+    return Verdict.VALID
+
+
 class Verifier:
     """Decides whether a key string is an ACTIVE key of this installation."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], peppers: Peppers) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        peppers: Peppers,
+        *,
+        cache: KeyCache | None = None,
+        usage: UsageRecorder | None = None,
+        fresh: Callable[[], bool] | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._peppers = peppers
+        self._pepper = peppers.by_version[peppers.current]
+        self.cache = cache if cache is not None else KeyCache()
+        self.usage = usage
+        # Asked before every cached answer; False means "the cache cannot be trusted now".
+        self._fresh = fresh
+        self._warned_at = 0.0
 
-    async def verify(self, key: str) -> VerifiedKey:
-        """The key's identity, or AuthenticationFailed with the one generic message."""
-        if not tokens.is_well_formed(key):
-            raise AuthenticationFailed(REJECTED_MESSAGE)
-        row = await self._lookup(self._peppers.candidates(key))
-        if row is None or row.status != KeyStatus.ACTIVE.value:
-            raise AuthenticationFailed(REJECTED_MESSAGE)
-        return VerifiedKey.from_row(row)
+    def cached(self, key: str) -> CachedKey | Literal[Miss.MISS] | None:
+        """Synchronous fast path for a well-formed key: the entry, None for a known-unknown key,
+        or MISS when only the database can answer."""
+        if self._fresh is not None and not self._fresh():
+            return MISS
+        return self.cache.get(tokens.digest(key, self._pepper))
 
-    async def _lookup(self, digests: list[str]) -> ApiKey | None:
+    async def lookup(self, key: str) -> CachedKey | None:
+        """The stored state of a well-formed key (None when unknown); ServiceUnavailable when
+        neither the cache nor the database can answer."""
+        hit = self.cached(key)
+        if hit is not MISS:
+            return hit
+        generation = self.cache.generation
+        digests = self._peppers.candidates(key)
+        row = await self._read(digests)
+        entry = entry_from_row(row) if row is not None else None
+        self.cache.put(digests[0], entry, generation)
+        return entry
+
+    async def _read(self, digests: list[str]) -> ApiKey | None:
         try:
             async with self._sessionmaker() as session:
                 return await KeyRepository(session).get_by_digests(digests)
         except (OperationalError, DBAPIError, OSError) as exc:
+            now = time.monotonic()
+            if now - self._warned_at > 10:  # one line per 10 s, not one per refused request
+                self._warned_at = now
+                log.warning("cannot reach the database to check a key: %s", type(exc).__name__)
             raise ServiceUnavailable("cannot reach the database to check the key") from exc
 
+    async def check(self, key: str) -> tuple[Verdict, CachedKey | None]:
+        """Verdict and entry for any string; records usage when the key is accepted."""
+        if not tokens.is_well_formed(key):
+            return Verdict.MALFORMED, None
+        entry = await self.lookup(key)
+        verdict = judge(entry, time.time())
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
+            self.usage.record(entry.id)
+        return verdict, entry
+
+    async def verify(self, key: str) -> VerifiedKey:
+        """The key's identity, or AuthenticationFailed with the one generic message."""
+        verdict, entry = await self.check(key)
+        if verdict is not Verdict.VALID or entry is None:
+            raise AuthenticationFailed(REJECTED_MESSAGE)
+        return VerifiedKey.from_entry(entry)
+
     def forget(self, key_ids: frozenset[str]) -> None:
-        """Called after a commit that changed ``key_ids``; nothing is cached yet."""
+        """Called after a commit that changed ``key_ids``: the next request reads them anew."""
+        self.cache.forget(key_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The answer of the verify API."""
+
+    verdict: Verdict
+    key: VerifiedKey | None
+
+    @property
+    def valid(self) -> bool:
+        """True only for VALID."""
+        return self.verdict is Verdict.VALID
+
+
+async def verify_key(
+    verifier: Verifier, actor: Principal, *, key: str, scopes: Iterable[str]
+) -> VerifyResult:
+    """Tell a service whether ``key`` is valid and holds every one of ``scopes``."""
+    actor.require(API_KEYS_VERIFY)
+    verdict, entry = await verifier.check(key)
+    if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
+        return VerifyResult(verdict, None)
+    identity = VerifiedKey.from_entry(entry)
+    if verdict is Verdict.VALID and not entry.scopes.issuperset(scopes):
+        verdict = Verdict.INSUFFICIENT_SCOPE
+    return VerifyResult(verdict, identity)
