@@ -88,11 +88,15 @@ def list_(
     if not keys:
         typer.echo("No keys yet. Create one with: akener keys create --name NAME", err=True)
         return
-    typer.echo(f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED':20}  NAME")
+    typer.echo(
+        f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED (UTC)':19}  {'REQUESTS':>9}  NAME"
+    )
     for key in keys:
         used = key.last_used_at.strftime("%Y-%m-%d %H:%M:%S") if key.last_used_at else "never"
         tail = tokens.table_tail(key.masked_key)
-        typer.echo(f"{key.id:32}  {key.status:8}  {tail:32}  {used:20}  {key.name}")
+        typer.echo(
+            f"{key.id:32}  {key.status:8}  {tail:32}  {used:19}  {key.request_count:>9}  {key.name}"
+        )
 
 
 def _set_status(key_id: str, status: KeyStatus) -> None:

@@ -82,7 +82,9 @@ class KeyRead(BaseModel):
     scopes: list[str]
     created_at: datetime
     created_by: str
+    # Both written from memory in batches (docs/verification.md): up to a flush interval behind.
     last_used_at: datetime | None
+    request_count: int = 0
 
 
 class KeyCreated(KeyRead):
