@@ -1,4 +1,4 @@
-"""Invalidation across processes and failing closed, with a second Runtime as "the other process"."""
+"""Invalidation across processes and failing closed (a second Runtime is "the other process")."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
 """PostgreSQL: one LISTEN connection per process that empties cache entries on key changes.
 
 The connection is a raw asyncpg connection of its own (not from the pool, which would hand it to
-requests), named ``akener-listener`` in ``pg_stat_activity``. While it is up, every committed key
-change reaches this process as a notification carrying the key id, and the cache forgets that
-key. The moment the connection is lost the cache is emptied and bypassed (requests are answered
-from the database); after reconnecting and listening again, the cache starts empty and is trusted
-again. Reconnection backs off from 0.1 s to 5 s. A periodic query on the connection notices a
-connection that died silently (no FIN, e.g. a network partition) within ``check_seconds``.
+requests), named ``akener-listener:<pid>`` in ``pg_stat_activity``. While it is up, every
+committed key change reaches this process as a notification carrying the key id, and the cache
+forgets that key. The moment the connection is lost the cache is emptied and bypassed (requests
+are answered from the database); after reconnecting and listening again, the cache starts empty
+and is trusted again. Reconnection backs off from 0.1 s to 5 s. A periodic query on the
+connection notices a connection that died silently (no FIN, e.g. a network partition) within
+about twice ``check_seconds``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import asyncpg
@@ -24,7 +26,7 @@ from akener.verify.cache import KeyCache
 
 log = logging.getLogger("akener.verify")
 
-APPLICATION_NAME = "akener-listener"
+APPLICATION_NAME = "akener-listener"  # in pg_stat_activity, followed by ":<pid>"
 BACKOFF_START = 0.1
 BACKOFF_MAX = 5.0
 
@@ -58,7 +60,9 @@ class PgChangeListener:
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(
-            self.dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+            self.dsn,
+            timeout=5,
+            server_settings={"application_name": f"{APPLICATION_NAME}:{os.getpid()}"},
         )
         lost = asyncio.Event()
 

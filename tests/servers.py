@@ -1,0 +1,100 @@
+"""Real ``akener serve`` processes for tests: free ports, readiness polled with a bound."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def akener_env(database_url: str, secret: str, **extra: str) -> dict[str, str]:
+    """The environment of an akener command on ``database_url``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AKENER_")}
+    env.update(
+        AKENER_DATABASE_URL=database_url, AKENER_SECRET_KEY=secret, AKENER_LOG_LEVEL="warning"
+    )
+    env.update(extra)
+    return env
+
+
+def akener_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one ``akener`` CLI command to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "akener", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class AkenerServer:
+    """``akener serve`` in a subprocess; ``url`` is where it answers."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, *, workers: int = 1) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = workdir / f"serve-{self.port}.log"
+
+    def __enter__(self) -> AkenerServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "akener", "serve", "--port", str(self.port)]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "--workers", str(self.workers)],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"akener serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/authz", timeout=1).status_code == 401:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"akener serve did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server (it flushes usage and closes its connections on the way out)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
