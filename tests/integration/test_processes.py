@@ -57,7 +57,7 @@ async def test_two_processes_revoke_within_100ms_and_survive_a_killed_listener(
             AkenerServer(env, tmp_path / "b") as b,
         ):
             async with httpx.AsyncClient(timeout=5) as client:
-                for row, key in keys:
+                for _row, key in keys:
                     for server in (a, b):
                         answer = await client.get(server.url + "/authz", headers=bearer(key))
                         assert answer.status_code == 200  # and now cached in both
