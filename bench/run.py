@@ -269,7 +269,7 @@ def wrk(
     url: str, header: str | None, seconds: float, connections: int
 ) -> tuple[float, float, float]:
     """Requests/s, p50 ms and p99 ms of one wrk run pinned to CPU 1."""
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     if header:
         command += ["-H", header]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
