@@ -74,7 +74,9 @@ def free_port() -> int:
 # --- seeding -------------------------------------------------------------------------------------
 
 
-def filler_rows(count: int) -> list[tuple[str, str, str, int, str, str, str, str, str]]:
+def filler_rows(
+    count: int, offset: int = 0
+) -> list[tuple[str, str, str, int, str, str, str, str, str]]:
     """Stored keys nobody holds: random digests are all a lookup ever sees of a key."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
     masked = "akener_" + "*" * 60 + "0000"
@@ -90,7 +92,7 @@ def filler_rows(count: int) -> list[tuple[str, str, str, int, str, str, str, str
             now,
             "cli",
         )
-        for i in range(count)
+        for i in range(offset, offset + count)
     ]
 
 
@@ -106,7 +108,7 @@ def seed_sqlite(path: Path, count: int) -> None:
     try:
         with conn:
             for start in range(0, count, 100_000):
-                conn.executemany(INSERT, filler_rows(min(100_000, count - start)))
+                conn.executemany(INSERT, filler_rows(min(100_000, count - start), start))
     finally:
         conn.close()
 
@@ -131,7 +133,7 @@ async def seed_postgres(url: str, count: int) -> None:
                     b,
                     0,
                 )
-                for i, n, d, v, m, s, sc, c, b in filler_rows(min(100_000, count - start))
+                for i, n, d, v, m, s, sc, c, b in filler_rows(min(100_000, count - start), start)
             ]
             await conn.copy_records_to_table(
                 "api_keys",
@@ -269,7 +271,16 @@ def wrk(
     url: str, header: str | None, seconds: float, connections: int
 ) -> tuple[float, float, float]:
     """Requests/s, p50 ms and p99 ms of one wrk run pinned to CPU 1."""
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    command = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+    ]
     if header:
         command += ["-H", header]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -281,11 +292,9 @@ def wrk(
 
 
 def measure(
-    database_url: str, count: int, server: str, args: argparse.Namespace
-) -> tuple[dict[str, Result], dict[str, float]]:
-    """Seed a database with ``count`` keys and run every scenario, alternating, ``rounds`` times."""
-    valid = asyncio.run(prepare(database_url, count))
-    micro = asyncio.run(time_verifier(database_url, valid))
+    database_url: str, valid: str, server: str, args: argparse.Namespace
+) -> dict[str, Result]:
+    """Run every scenario against a seeded database, alternating, ``rounds`` times."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKENER_")}
     env |= {
         "AKENER_DATABASE_URL": database_url,
@@ -326,7 +335,7 @@ def measure(
         for process in (floor, akener):
             process.terminate()
             process.wait(timeout=30)
-    return results, micro
+    return results
 
 
 # --- databases -----------------------------------------------------------------------------------
@@ -379,42 +388,45 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="akener-bench-") as tmp:
         for database in args.databases.split(","):
             for count in counts:
-                for server in servers:
-                    if database == "sqlite":
-                        url = sqlite_url(Path(tmp), count)
-                        Path(url.split("///", 1)[1]).unlink(missing_ok=True)
-                    else:
-                        name = f"akener_bench_{os.getpid()}"
-                        admin = args.pg_url
-                        asyncio.run(
-                            pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                        )
-                        asyncio.run(pg_admin(admin, f'CREATE DATABASE "{name}"'))
-                        url = admin.rsplit("/", 1)[0] + "/" + name
-                        url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-                    label = f"{database}, {count:,} keys, {server}"
-                    print(f"==> {label}", file=sys.stderr, flush=True)
-                    try:
-                        results, micro = measure(url, count, server, args)
-                    finally:
-                        if database != "sqlite":
-                            asyncio.run(
-                                pg_admin(
-                                    args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-                                )
+                if database == "sqlite":
+                    url = sqlite_url(Path(tmp), count)
+                    Path(url.split("///", 1)[1]).unlink(missing_ok=True)
+                else:
+                    name = f"akener_bench_{os.getpid()}"
+                    admin = args.pg_url
+                    asyncio.run(pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    asyncio.run(pg_admin(admin, f'CREATE DATABASE "{name}"'))
+                    url = admin.rsplit("/", 1)[0] + "/" + name
+                    url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+                try:
+                    print(f"==> {database}: seeding {count:,} keys", file=sys.stderr, flush=True)
+                    valid = asyncio.run(prepare(url, count))
+                    micro = asyncio.run(time_verifier(url, valid))
+                    micro_rows += [
+                        f"| {database}, {count:,} keys | {k} | {v:.2f} |" for k, v in micro.items()
+                    ]
+                    for server in servers:
+                        label = f"{database}, {count:,} keys, {server}"
+                        print(f"==> {label}", file=sys.stderr, flush=True)
+                        results = measure(url, valid, server, args)
+                        floor_rps = results["floor"].median()[0]
+                        for scenario, result in results.items():
+                            rps, p50, p99 = result.median()
+                            row = (
+                                f"| {label} | {scenario} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |"
+                                f" {rps / floor_rps:.2f} |"
                             )
-                    floor_rps = results["floor"].median()[0]
-                    for scenario, result in results.items():
-                        rps, p50, p99 = result.median()
-                        rows.append(
-                            f"| {label} | {scenario} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |"
-                            f" {rps / floor_rps:.2f} |"
+                            rows.append(row)
+                            print(row, file=sys.stderr, flush=True)
+                finally:
+                    if database != "sqlite":
+                        asyncio.run(
+                            pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                         )
-                    micro_rows += [f"| {label} | {k} | {v:.2f} |" for k, v in micro.items()]
     header = (
         f"wrk -t1 -c{args.connections} -d{args.duration:g}s, {args.rounds} alternating round(s),"
         " medians; server on CPU 0, wrk on CPU 1\n\n"
-        "| setup | scenario | requests/s | p50 ms | p99 ms | × floor |\n|---|---|---|---|---|---|"
+        "| setup | scenario | requests/s | p50 ms | p99 ms | x floor |\n|---|---|---|---|---|---|"
     )
     table = "\n".join(
         [header, *rows, "", "| setup | in-process call | µs |", "|---|---|---|", *micro_rows]

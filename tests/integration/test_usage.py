@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from akener.accounts.permissions import CLI_PRINCIPAL
+from akener.cli import app as cli
 from akener.keys import service
 from akener.runtime import Runtime
+from akener.settings import Settings
 from akener.verify.models import KeyUsage
+from tests.conftest import TEST_SECRET
 from tests.factories import bearer, make_key
 from tests.helpers import count_statements
 
@@ -78,3 +85,29 @@ async def test_last_used_at_is_written_at_most_once_a_minute(
     assert not [s for s in statements.statements if "last_used_at" in s]
     again = (await client.get("/api/v1/whoami", headers=bearer(key))).json()["last_used_at"]
     assert again == first
+
+
+def test_keys_list_shows_usage(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def prepare() -> str:
+        runtime = await Runtime.start(settings)
+        try:
+            row, _ = await make_key(runtime, "Uptime Robot Webhook", scopes=[])
+            for _ in range(3):
+                runtime.usage.record(row.id)
+            await runtime.usage.flush()
+            return row.id
+        finally:
+            await runtime.close()
+
+    key_id = asyncio.run(prepare())
+    monkeypatch.setenv("AKENER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("AKENER_SECRET_KEY", TEST_SECRET)
+    result = CliRunner().invoke(cli, ["keys", "list"])
+    assert result.exit_code == 0, result.output
+    header, line = result.stdout.splitlines()
+    assert "LAST USED (UTC)" in header and "REQUESTS" in header
+    assert line.startswith(key_id)
+    assert " 3  Uptime Robot Webhook" in line
+    assert "never" not in line
+    as_json = CliRunner().invoke(cli, ["keys", "list", "--json"])
+    assert json.loads(as_json.stdout)["request_count"] == 3

@@ -5,8 +5,11 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from akener.authz.handler import header_name
+from akener.keys import tokens
 from akener.verify.bearer import bearer_credential
 
 
@@ -39,3 +42,8 @@ def test_bearer_credential(value: bytes, expected: str | None) -> None:
 def test_header_name_is_ascii_and_reversible(name: str, encoded: bytes) -> None:
     assert header_name(name) == encoded
     assert unquote(encoded.decode("ascii")) == name
+
+
+@given(pepper=st.binary(min_size=0, max_size=200), key=st.text(alphabet="akener_0123456789abcdef"))
+def test_fast_digester_equals_hmac(pepper: bytes, key: str) -> None:
+    assert tokens.digester(pepper)(key) == tokens.digest(key, pepper)

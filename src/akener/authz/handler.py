@@ -50,12 +50,9 @@ def header_name(name: str) -> bytes:
 
 def _error(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> dict[str, Any]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *extra,
-    ]
+    # As few headers as will do: the server checks and copies each one on every answer.
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra
     return {"status": status, "headers": headers, "body": body}
 
 
@@ -72,7 +69,6 @@ def _allow_headers(entry: CachedKey) -> list[tuple[bytes, bytes]]:
         (b"x-akener-key-id", entry.id.encode("ascii")),
         (b"x-akener-key-name", header_name(entry.name)),
         (b"x-akener-scopes", " ".join(sorted(entry.scopes)).encode("ascii")),
-        (b"cache-control", b"no-store"),
         (b"content-length", b"0"),
     ]
 

@@ -91,7 +91,7 @@ class Verifier:
     ) -> None:
         self._sessionmaker = sessionmaker
         self._peppers = peppers
-        self._pepper = peppers.by_version[peppers.current]
+        self._digest = tokens.digester(peppers.by_version[peppers.current])
         self.cache = cache if cache is not None else KeyCache()
         self.usage = usage
         # Asked before every cached answer; False means "the cache cannot be trusted now".
@@ -103,7 +103,7 @@ class Verifier:
         or MISS when only the database can answer."""
         if self._fresh is not None and not self._fresh():
             return MISS
-        return self.cache.get(tokens.digest(key, self._pepper))
+        return self.cache.get(self._digest(key))
 
     async def lookup(self, key: str) -> CachedKey | None:
         """The stored state of a well-formed key (None when unknown); ServiceUnavailable when
@@ -112,7 +112,7 @@ class Verifier:
         if hit is not MISS:
             return hit
         generation = self.cache.generation
-        digests = self._peppers.candidates(key)
+        digests = self._peppers.candidates(key)  # current pepper first: the cache key
         row = await self._read(digests)
         entry = entry_from_row(row) if row is not None else None
         self.cache.put(digests[0], entry, generation)
