@@ -21,6 +21,23 @@ def free_port() -> int:
         return port
 
 
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every process descended from it (server workers), read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found = {pid}
+    while True:
+        more = {child for child, parent in parents.items() if parent in found} - found
+        if not more:
+            return found
+        found |= more
+
+
 def akener_env(database_url: str, secret: str, **extra: str) -> dict[str, str]:
     """The environment of an akener command on ``database_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKENER_")}

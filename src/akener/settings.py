@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    server: str = "granian"  # or "uvicorn"; see bench/README.md for why granian is the default
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Verification (docs/verification.md): cache bounds, usage flushing, listener health checks.

@@ -11,11 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from akener.keys.models import ApiKey
 from akener.runtime import Runtime
 from akener.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.factories import bearer, make_key
-from tests.servers import AkenerServer, akener_cli, akener_env
+from tests.servers import AkenerServer, akener_cli, akener_env, process_tree
 
 
 async def _refused_within(client: httpx.AsyncClient, url: str, key: str, bound: float) -> float:
@@ -31,14 +32,16 @@ async def _refused_within(client: httpx.AsyncClient, url: str, key: str, bound: 
 
 
 async def _listener_pids(direct: Runtime, server: AkenerServer) -> list[int]:
+    """Backend pids of the listener connections of ``server``'s processes (its workers)."""
     assert server.process is not None
+    names = [f"akener-listener:{pid}" for pid in process_tree(server.process.pid)]
     async with direct.engine.connect() as conn:
         rows = await conn.execute(
             text(
                 "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name = :name"
+                "WHERE datname = current_database() AND application_name = ANY(:names)"
             ),
-            {"name": f"akener-listener:{server.process.pid}"},
+            {"names": names},
         )
         return [row[0] for row in rows]
 
@@ -115,7 +118,8 @@ def _raw(port: int, request: bytes) -> bytes:
 async def test_workers_refuse_a_key_the_cli_switched_off(
     settings: Settings, tmp_path: Path, backend: str
 ) -> None:
-    env = akener_env(settings.database_url, TEST_SECRET)
+    # Usage is only written at shutdown here: the count below proves the shutdown flush.
+    env = akener_env(settings.database_url, TEST_SECRET, AKENER_USAGE_FLUSH_SECONDS="3600")
     direct = await Runtime.start(settings)
     try:
         row, key = await make_key(direct, "worker key", scopes=[])
@@ -141,3 +145,12 @@ async def test_workers_refuse_a_key_the_cli_switched_off(
         assert _raw(server.port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
         odd = b"GET /authz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n\r\n"
         assert _raw(server.port, odd).startswith(b"HTTP/1.1 401")
+    direct = await Runtime.start(settings)
+    try:
+        async with direct.sessionmaker() as session:
+            stored = await session.get(ApiKey, row.id)
+            assert stored is not None
+            assert stored.request_count == 20  # every accepted request, from both workers
+            assert stored.last_used_at is not None
+    finally:
+        await direct.close()
