@@ -87,16 +87,20 @@ class PgChangeListener:
     async def _run(self) -> None:
         backoff = BACKOFF_START
         while True:
-            if self._conn is not None:
-                await self._watch(self._conn)
-                self._drop()
-                log.warning("change listener connection lost; cache bypassed until it is back")
             try:
+                if self._conn is not None:
+                    await self._watch(self._conn)
+                    self._drop()
+                    log.warning("change listener connection lost; cache bypassed until it is back")
                 await self._connect()
                 log.info("change listener connected")
                 backoff = BACKOFF_START
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                log.debug("change listener reconnect failed: %s", exc)
+            except Exception as exc:  # whatever went wrong, never keep trusting the cache
+                self._drop()
+                if isinstance(exc, TimeoutError | OSError | asyncpg.PostgresError):
+                    log.debug("change listener reconnect failed: %s", exc)
+                else:
+                    log.exception("change listener failed; retrying")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 

@@ -105,6 +105,10 @@ class UsageRecorder:
             for key_id, at in touches.items():
                 if self._seen_at.get(key_id) == at:
                     del self._seen_at[key_id]
+            # A value written over a minute ago throttles nothing any more: forget it, so the
+            # map holds only recently used keys (deleted keys included) and stays small.
+            horizon = time.time() - LAST_USED_EVERY
+            self._written_at = {k: at for k, at in self._written_at.items() if at > horizon}
 
     async def _write(self, counts: dict[tuple[str, int], int], touches: dict[str, float]) -> None:
         days = [{"key_id": k, "day": _date(d), "n": n} for (k, d), n in counts.items()]
