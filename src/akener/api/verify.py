@@ -23,7 +23,8 @@ async def verify(
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> VerifyResponse:
     """Whether ``key`` is an active key holding every scope in ``scopes``; needs the caller's
-    key to hold ``api_keys.verify``. Always 200 once the caller is allowed; ``code`` says why."""
+    key to hold ``api_keys.verify``. Always 200 once the caller is allowed; ``code`` says why.
+    ``key`` describes the key found (VALID, INSUFFICIENT_SCOPE, INACTIVE), else it is null."""
     result = await verify_key(runtime.verifier, actor, key=body.key, scopes=body.scopes)
     key = None
     if result.key is not None:
