@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import httpx
 
@@ -84,3 +85,99 @@ def serve(cwd: Path, env: dict[str, str], *args: str, timeout: float = 30) -> It
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every process descended from it (server workers), read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found = {pid}
+    while True:
+        more = {child for child, parent in parents.items() if parent in found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def akener_env(database_url: str, secret: str, **extra: str) -> dict[str, str]:
+    """The environment of an akener command on ``database_url``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AKENER_")}
+    env.update(
+        AKENER_DATABASE_URL=database_url, AKENER_SECRET_KEY=secret, AKENER_LOG_LEVEL="warning"
+    )
+    env.update(extra)
+    return env
+
+
+def akener_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one ``akener`` CLI command to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "akener", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class AkenerServer:
+    """``akener serve`` in a subprocess; ``url`` is where it answers."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, *, workers: int = 1) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = workdir / f"serve-{self.port}.log"
+
+    def __enter__(self) -> AkenerServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "akener", "serve", "--port", str(self.port)]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "--workers", str(self.workers)],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"akener serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/authz", timeout=1).status_code == 401:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"akener serve did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server (it flushes usage and closes its connections on the way out)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -16,6 +16,8 @@ from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
 from akener.api.errors import install_error_handlers
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
+from akener.api.verify import router as verify_router
+from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
 from akener.logs import RequestLogMiddleware, configure_logging
 from akener.runtime import Runtime
@@ -37,6 +39,7 @@ def build_api() -> FastAPI:
         description="Self-hosted API keys. Every /api/v1 request needs a Bearer key.",
     )
     install_error_handlers(api)
+    api.include_router(verify_router)
     api.include_router(keys_router)
     api.include_router(audit_router)
     return api
@@ -55,6 +58,8 @@ class AkenerApp:
         self._web_stack: ASGIApp = wrap_web(self.web)
         stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
         self._http: ASGIApp = RequestLogMiddleware(stack)
+        # Forward-auth bypasses the framework and the per-request log line (docs/verification.md).
+        self._authz: ASGIApp = not_started
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """/api (every spelling) and the API docs go to the API; the rest is the dashboard."""
@@ -81,15 +86,23 @@ class AkenerApp:
         self._runtime = runtime
         self.api.state.runtime = runtime
         self.web.state.runtime = runtime
+        self._authz = ForwardAuth(runtime.verifier)
         try:
             yield runtime
         finally:
+            self._authz = not_started
             self._runtime = None
             await runtime.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Dispatch lifespan events and HTTP requests."""
-        if scope["type"] == "lifespan":
+        """Dispatch lifespan events and HTTP requests; /authz first, before any framework."""
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/authz" or path.startswith("/authz/"):
+                await self._authz(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:
             await self._http(scope, receive, send)

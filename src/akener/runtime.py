@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
@@ -15,7 +19,11 @@ from akener.errors import InvalidInput
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
 from akener.settings import Settings
+from akener.verify.cache import KeyCache
+from akener.verify.freshness import SqliteChangeWatch, sqlite_path
+from akener.verify.listener import PgChangeListener, asyncpg_dsn
 from akener.verify.service import Verifier
+from akener.verify.usage import UsageRecorder
 
 
 @dataclass
@@ -27,7 +35,11 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     peppers: Peppers
     verifier: Verifier
-    clock: Callable[[], datetime] = field(default=utcnow)
+    usage: UsageRecorder
+    listener: PgChangeListener | None = None
+    watch: SqliteChangeWatch | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    clock: Callable[[], datetime] = utcnow
 
     @classmethod
     async def start(
@@ -52,10 +64,49 @@ class Runtime:
                     "run 'akener db upgrade'"
                 )
         sessionmaker = make_sessionmaker(engine)
-        verifier = Verifier(sessionmaker, peppers, clock=clock)
+        cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
+        usage = UsageRecorder(sessionmaker)
+        listener, watch = None, None
+        if settings.is_sqlite:
+            path = sqlite_path(make_url(settings.database_url).database)
+            # An in-memory database lives in this process only: its own commits are all there is.
+            watch = SqliteChangeWatch(path, cache) if path is not None else None
+        else:
+            listener = PgChangeListener(
+                asyncpg_dsn(settings.database_url),
+                cache,
+                check_seconds=settings.listener_check_seconds,
+            )
+        verifier = Verifier(
+            sessionmaker,
+            peppers,
+            cache=cache,
+            usage=usage,
+            fresh=watch.check if watch is not None else None,
+            # The hot path reads POSIX seconds; an injected clock (tests) is converted.
+            clock=time.time if clock is utcnow else lambda: clock().timestamp(),
+        )
         install_listeners(sessionmaker, [verifier.forget])
-        return cls(settings, engine, sessionmaker, peppers, verifier, clock)
+        runtime = cls(
+            settings, engine, sessionmaker, peppers, verifier, usage, listener, watch, clock=clock
+        )
+        if listener is not None:
+            await listener.start()
+        runtime.tasks.append(
+            asyncio.create_task(usage.run(settings.usage_flush_seconds), name="akener-usage")
+        )
+        return runtime
 
     async def close(self) -> None:
-        """Release the database connections."""
+        """Stop background work, write pending usage, release the database connections."""
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        if self.listener is not None:
+            await self.listener.close()
+        await self.usage.flush()
+        if self.watch is not None:
+            self.watch.close()
         await self.engine.dispose()

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    server: str = "granian"  # or "uvicorn"; see bench/README.md for why granian is the default
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Dashboard sign-in (docs/dashboard.md).
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     login_lockout_minutes: float = Field(default=15, gt=0)
     # None: Secure cookies whenever the dashboard is reached over https. True behind a TLS proxy.
     secure_cookies: bool | None = None
+    # Verification (docs/verification.md): cache bounds, usage flushing, listener health checks.
+    cache_max_keys: int = Field(default=100_000, ge=1)
+    cache_max_unknown: int = Field(default=65_536, ge=1)
+    usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
+    listener_check_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("database_url")
     @classmethod

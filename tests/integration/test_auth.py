@@ -23,11 +23,13 @@ NEEDS = {
     ("GET", "/api/v1/whoami"): None,
     ("GET", "/api/v1/audit"): "audit.read",
     ("POST", "/api/v1/keys/{key_id}/rotate"): "api_keys.write",
+    ("POST", "/api/v1/keys/verify"): "api_keys.verify",
 }
 BODIES = {
     ("POST", "/api/v1/keys"): {"name": "probe"},
     ("PATCH", "/api/v1/keys/{key_id}"): {"status": "INACTIVE"},
     ("POST", "/api/v1/keys/{key_id}/rotate"): {"grace_period_seconds": 60},
+    ("POST", "/api/v1/keys/verify"): {"key": "akener_" + "0" * 64, "scopes": []},
 }
 
 

@@ -35,4 +35,4 @@ def test_domain_package_imports_no_framework(package: str) -> None:
 
 def test_tokens_module_is_pure() -> None:
     imports = imported_modules(ROOT / "keys" / "tokens.py")
-    assert imports <= {"__future__", "hashlib", "hmac", "re", "secrets"}
+    assert imports <= {"__future__", "collections", "hashlib", "hmac", "re", "secrets"}

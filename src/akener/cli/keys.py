@@ -107,12 +107,16 @@ def list_(
         typer.echo("No keys yet. Create one with: akener keys create --name NAME", err=True)
         return
     now = utcnow()
-    typer.echo(f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED':19}  {'EXPIRES':19}  NAME")
+    typer.echo(
+        f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED (UTC)':19}  {'EXPIRES (UTC)':19}  "
+        f"{'REQUESTS':>9}  NAME"
+    )
     for key in keys:
         status = "EXPIRED" if key.expires_at and key.expires_at <= now else key.status
         typer.echo(
             f"{key.id:32}  {status:8}  {tokens.table_tail(key.masked_key):32}  "
-            f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  {key.name}"
+            f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  "
+            f"{key.request_count:>9}  {key.name}"
         )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,6 +37,10 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes [default: AKENER_WORKERS or 1].")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="HTTP server: granian or uvicorn [default: AKENER_SERVER or granian]."),
+    ] = None,
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
     settings = load_settings()
@@ -53,14 +58,15 @@ def serve(
         raise InvalidInput(f"{problem}; set a long random secret to run on PostgreSQL")
     elif problem:
         typer.echo(f"warning: {problem}", err=True)
-    import uvicorn  # only the serve command needs the server
-
     migrate(settings)
     os.environ["AKENER_SECRET_KEY"] = (
         settings.secret_key.get_secret_value() if settings.secret_key else ""
     )
     bind_host = host or settings.host
     bind_port = port or settings.port
+    chosen = server or settings.server
+    if chosen not in SERVERS:
+        raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
     typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
     link = setup_link(settings, bind_host, bind_port)
     if link:
@@ -69,14 +75,70 @@ def serve(
             "(or run: akener users create --email you@example.com --role admin)",
             err=True,
         )
+    SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
+
+
+def run_uvicorn(host: str, port: int, workers: int, _log_level: str) -> None:
+    """Serve with uvicorn (logging is configured by the app factory in each worker)."""
+    import uvicorn
+
     uvicorn.run(
         "akener.app:create_app",
         factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=workers or settings.workers,
+        host=host,
+        port=port,
+        workers=workers,
         log_config=None,
         access_log=False,
         server_header=False,
         proxy_headers=False,
     )
+
+
+def run_granian(host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve with granian; its own log lines go through akener's JSON formatter."""
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    Granian(
+        "akener.app:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        websockets=False,
+        log_level=LogLevels(log_level.lower()),
+        log_access=False,
+        log_dictconfig=granian_logging(log_level),
+    ).serve()
+
+
+def granian_logging(level: str) -> dict[str, Any]:
+    """A logging dictConfig that sends granian's loggers to the root JSON handler."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "akener.logs.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            "_granian": {"handlers": [], "propagate": True},
+            "granian.access": {"handlers": [], "propagate": True},
+        },
+    }
+
+
+# Measured in bench/ (bench/README.md): granian serves akener's hot path faster; uvicorn stays
+# available for platforms without granian wheels.
+SERVERS: dict[str, Callable[[str, int, int, str], None]] = {
+    "granian": run_granian,
+    "uvicorn": run_uvicorn,
+}

@@ -3,13 +3,16 @@
 from akener.accounts.models import LoginFailure, Role, User, WebSession, user_roles
 from akener.audit.models import AuditEvent
 from akener.db.base import Base
-from akener.keys.models import ApiKey
+from akener.keys.models import ApiKey, KeyChangeSeq
+from akener.verify.models import KeyUsage
 
 metadata = Base.metadata
 
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "KeyChangeSeq",
+    "KeyUsage",
     "LoginFailure",
     "Role",
     "User",

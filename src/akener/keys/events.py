@@ -2,8 +2,10 @@
 
 Every process that verifies keys must forget what it knew about a key the moment a change to it
 commits. On PostgreSQL the change is a ``NOTIFY`` (delivered to every listener on commit, never
-on rollback); in every case the committing process is told directly after commit, so its own
-next request already sees the change.
+on rollback). SQLite has no such bus, so the change bumps a counter row in the same transaction
+and every process compares it before trusting its cache (akener.verify.freshness). In every case
+the committing process is told directly after commit, so its own next request already sees the
+change.
 """
 
 from __future__ import annotations
@@ -20,14 +22,23 @@ _LISTENERS = "akener.key_listeners"
 
 KeyChangeListener = Callable[[frozenset[str]], None]
 
+# Committed with the change itself, so no process can see the change without the new number.
+_BUMP_SEQ = text(
+    "INSERT INTO key_change_seq (id, seq) VALUES (1, 1) "
+    "ON CONFLICT (id) DO UPDATE SET seq = key_change_seq.seq + 1"
+)
+
 
 async def record_key_change(session: AsyncSession, key_id: str) -> None:
     """Announce that ``key_id`` changed; delivered only if the transaction commits."""
     session.info.setdefault(_PENDING, set()).add(key_id)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    if dialect == "postgresql":
         await session.execute(
             text("SELECT pg_notify(:channel, :key_id)"), {"channel": CHANNEL, "key_id": key_id}
         )
+    elif dialect == "sqlite":
+        await session.execute(_BUMP_SEQ)
 
 
 def install_listeners(

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from akener.db.base import Base, UTCDateTime, utcnow
@@ -50,6 +50,8 @@ class ApiKey(Base):
     previous_pepper_version: Mapped[int | None] = mapped_column(Integer, default=None)
     previous_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Written from memory in batches by akener.verify.usage; never part of a key change event.
+    request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     @property
     def is_active(self) -> bool:
@@ -63,3 +65,15 @@ class ApiKey(Base):
     def previous_secret_valid(self, now: datetime) -> bool:
         """True while a rotated-out secret is still in its grace period."""
         return self.previous_valid_until is not None and now < self.previous_valid_until
+
+
+class KeyChangeSeq(Base):
+    """One row counting key changes; SQLite processes poll it to know their cache is current.
+
+    PostgreSQL announces changes with NOTIFY instead (see akener.keys.events).
+    """
+
+    __tablename__ = "key_change_seq"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -96,10 +96,12 @@ class KeyRead(BaseModel):
     scopes: list[str]
     created_at: datetime
     created_by: str
+    # Both written from memory in batches (docs/verification.md): up to a flush interval behind.
     last_used_at: datetime | None
     expires_at: datetime | None = None
     previous_valid_until: datetime | None = None
     rotated_at: datetime | None = None
+    request_count: int = 0
 
 
 class KeyCreated(KeyRead):

@@ -10,18 +10,20 @@ MISSING_MESSAGE = "missing or malformed Authorization header; send 'Authorizatio
 REJECTED_MESSAGE = "invalid API key"
 
 
+def bearer_credential(value: bytes) -> str | None:
+    """The credential of one ``Bearer <credential>`` header value; None for anything else."""
+    parts = value.split()
+    if len(parts) != 2 or parts[0].lower() != b"bearer" or not parts[1].isascii():
+        return None
+    return parts[1].decode("ascii")
+
+
 def parse_bearer(values: Sequence[bytes]) -> str:
     """The credential of the one Authorization header in ``values``; AuthenticationFailed else."""
-    if len(values) != 1:
+    credential = bearer_credential(values[0]) if len(values) == 1 else None
+    if credential is None:
         raise AuthenticationFailed(MISSING_MESSAGE)
-    try:
-        text = values[0].decode("ascii")
-    except UnicodeDecodeError:
-        raise AuthenticationFailed(MISSING_MESSAGE) from None
-    parts = text.split()
-    if len(parts) != 2 or parts[0].lower() != "bearer":
-        raise AuthenticationFailed(MISSING_MESSAGE)
-    return parts[1]
+    return credential
 
 
 def authorization_values(headers: Sequence[tuple[bytes, bytes]]) -> list[bytes]:

@@ -1,26 +1,44 @@
 """The verifier: key string in, key identity or a refusal out.
 
-This is the hot path (DESIGN.md section 4). The format check runs before any digest or database
-work; the lookup is by keyed digest.
+This is the hot path (DESIGN.md section 4; docs/verification.md). The format check runs before any
+digest or database work; the digest under the current pepper keys the per-process cache; a miss
+reads the database by digest (every pepper version) and fills the cache, positive or negative.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from akener.accounts.permissions import Principal
-from akener.db.base import utcnow
+from akener.accounts.permissions import API_KEYS_VERIFY, Principal
 from akener.errors import AuthenticationFailed, ServiceUnavailable
 from akener.keys import tokens
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
 from akener.verify.bearer import REJECTED_MESSAGE
+from akener.verify.cache import MISS, CachedKey, KeyCache, Miss
+from akener.verify.usage import UsageRecorder
+
+log = logging.getLogger("akener.verify")
+
+
+class Verdict(enum.StrEnum):
+    """Why a key was accepted or refused (the verify API's ``code``)."""
+
+    VALID = "VALID"
+    NOT_FOUND = "NOT_FOUND"
+    INACTIVE = "INACTIVE"
+    MALFORMED = "MALFORMED"
+    INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +50,40 @@ class VerifiedKey:
     scopes: frozenset[str]
 
     @classmethod
-    def from_row(cls, key: ApiKey) -> VerifiedKey:
-        """Copy the fields the checks read out of a row."""
-        return cls(id=key.id, name=key.name, scopes=frozenset(key.scopes))
+    def from_entry(cls, entry: CachedKey) -> VerifiedKey:
+        """The identity held by a cache entry."""
+        return cls(id=entry.id, name=entry.name, scopes=entry.scopes)
 
     def principal(self, client: str | None = None) -> Principal:
         """The key acting on akener's own API: its scopes are its permissions."""
         return Principal(kind="key", id=self.id, permissions=self.scopes, client=client)
+
+
+def entry_from_row(row: ApiKey, digests: list[str]) -> CachedKey:
+    """Copy the fields the checks read out of a row found by one of ``digests``.
+
+    A row found by its previous digest is a rotated-out secret: valid only until its grace
+    period ends (and never past the key's own expiry).
+    """
+    ends = [row.expires_at] if row.expires_at is not None else []
+    if row.digest not in digests:
+        ends.append(row.previous_valid_until or datetime.fromtimestamp(0, UTC))
+    return CachedKey(
+        id=row.id,
+        name=row.name,
+        scopes=frozenset(row.scopes),
+        active=row.status == KeyStatus.ACTIVE.value,
+        expires_at=min(ends).timestamp() if ends else None,
+    )
+
+
+def judge(entry: CachedKey | None, now: float) -> Verdict:
+    """VALID, NOT_FOUND or INACTIVE for a looked-up key (scopes are the caller's business)."""
+    if entry is None:
+        return Verdict.NOT_FOUND
+    if not entry.active or (entry.expires_at is not None and entry.expires_at <= now):
+        return Verdict.INACTIVE
+    return Verdict.VALID
 
 
 class Verifier:
@@ -49,31 +94,96 @@ class Verifier:
         sessionmaker: async_sessionmaker[AsyncSession],
         peppers: Peppers,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        cache: KeyCache | None = None,
+        usage: UsageRecorder | None = None,
+        fresh: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._peppers = peppers
-        self._clock = clock
+        self._digest = tokens.digester(peppers.by_version[peppers.current])
+        self.cache = cache if cache is not None else KeyCache()
+        self.usage = usage
+        # Asked before every cached answer; False means "the cache cannot be trusted now".
+        self._fresh = fresh
+        self._warned_at = 0.0
+        self.now = clock  # POSIX seconds; tests pass a clock they can move
 
-    async def verify(self, key: str) -> VerifiedKey:
-        """The key's identity, or AuthenticationFailed with the one generic message."""
-        if not tokens.is_well_formed(key):
-            raise AuthenticationFailed(REJECTED_MESSAGE)
-        candidates = self._peppers.candidates(key)
-        row = await self._lookup(candidates)
-        now = self._clock()
-        if row is None or row.status != KeyStatus.ACTIVE.value or row.is_expired(now):
-            raise AuthenticationFailed(REJECTED_MESSAGE)
-        if row.digest not in candidates and not row.previous_secret_valid(now):
-            raise AuthenticationFailed(REJECTED_MESSAGE)  # a rotated-out secret past its grace
-        return VerifiedKey.from_row(row)
+    def cached(self, key: str) -> CachedKey | Literal[Miss.MISS] | None:
+        """Synchronous fast path for a well-formed key: the entry, None for a known-unknown key,
+        or MISS when only the database can answer."""
+        if self._fresh is not None and not self._fresh():
+            return MISS
+        return self.cache.get(self._digest(key))
 
-    async def _lookup(self, digests: list[str]) -> ApiKey | None:
+    async def lookup(self, key: str) -> CachedKey | None:
+        """The stored state of a well-formed key (None when unknown); ServiceUnavailable when
+        neither the cache nor the database can answer."""
+        hit = self.cached(key)
+        if hit is not MISS:
+            return hit
+        generation = self.cache.generation
+        digests = self._peppers.candidates(key)  # current pepper first: the cache key
+        row = await self._read(digests)
+        entry = entry_from_row(row, digests) if row is not None else None
+        self.cache.put(digests[0], entry, generation)
+        return entry
+
+    async def _read(self, digests: list[str]) -> ApiKey | None:
         try:
             async with self._sessionmaker() as session:
                 return await KeyRepository(session).get_by_digests(digests)
         except (OperationalError, DBAPIError, OSError) as exc:
+            now = time.monotonic()
+            if now - self._warned_at > 10:  # one line per 10 s, not one per refused request
+                self._warned_at = now
+                log.warning("cannot reach the database to check a key: %s", type(exc).__name__)
             raise ServiceUnavailable("cannot reach the database to check the key") from exc
 
+    async def check(self, key: str) -> tuple[Verdict, CachedKey | None]:
+        """Verdict and entry for any string; records usage when the key is accepted."""
+        if not tokens.is_well_formed(key):
+            return Verdict.MALFORMED, None
+        entry = await self.lookup(key)
+        verdict = judge(entry, self.now())
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
+            self.usage.record(entry.id)
+        return verdict, entry
+
+    async def verify(self, key: str) -> VerifiedKey:
+        """The key's identity, or AuthenticationFailed with the one generic message."""
+        verdict, entry = await self.check(key)
+        if verdict is not Verdict.VALID or entry is None:
+            raise AuthenticationFailed(REJECTED_MESSAGE)
+        return VerifiedKey.from_entry(entry)
+
     def forget(self, key_ids: frozenset[str]) -> None:
-        """Called after a commit that changed ``key_ids``; nothing is cached yet."""
+        """Called after a commit that changed ``key_ids``: the next request reads them anew."""
+        self.cache.forget(key_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The answer of the verify API."""
+
+    verdict: Verdict
+    key: VerifiedKey | None
+
+    @property
+    def valid(self) -> bool:
+        """True only for VALID."""
+        return self.verdict is Verdict.VALID
+
+
+async def verify_key(
+    verifier: Verifier, actor: Principal, *, key: str, scopes: Iterable[str]
+) -> VerifyResult:
+    """Tell a service whether ``key`` is valid and holds every one of ``scopes``."""
+    actor.require(API_KEYS_VERIFY)
+    verdict, entry = await verifier.check(key)
+    if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
+        return VerifyResult(verdict, None)
+    identity = VerifiedKey.from_entry(entry)
+    if verdict is Verdict.VALID and not entry.scopes.issuperset(scopes):
+        verdict = Verdict.INSUFFICIENT_SCOPE
+    return VerifyResult(verdict, identity)

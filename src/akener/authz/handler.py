@@ -1,0 +1,190 @@
+"""Forward-auth for reverse proxies: nginx ``auth_request``, Traefik ForwardAuth, Envoy ext_authz.
+
+A plain ASGI handler, dispatched before the framework (DESIGN.md section 4): one pass over the
+headers, the shared Verifier's synchronous cache path, and answers whose headers are rendered
+once per cache entry. Any method is accepted.
+
+* 200 — the key is valid (and holds every required scope): ``X-Akener-Key-Id``,
+  ``X-Akener-Key-Name`` (UTF-8 percent-encoded, see ``header_name``) and ``X-Akener-Scopes``
+  (space separated) for the proxy to pass upstream.
+* 401 + ``WWW-Authenticate: Bearer`` — no, malformed, unknown or inactive key.
+* 403 — valid key lacking a required scope. Required scopes come from the query of ``/authz``
+  (``/authz?scope=a&scope=b``, set in the proxy's auth address) and from
+  ``X-Akener-Required-Scope`` request headers (for Envoy, whose ``path_prefix`` makes the path
+  ``/authz/<original path>``: the query then belongs to the client and is ignored).
+* 503 — akener cannot decide (database unreachable and nothing trustworthy cached).
+
+Each decision is logged at DEBUG only (docs/verification.md, "Logging"); the key never is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from starlette.types import Receive, Scope, Send
+
+from akener.errors import ServiceUnavailable
+from akener.keys import tokens
+from akener.verify.bearer import MISSING_MESSAGE, REJECTED_MESSAGE, bearer_credential
+from akener.verify.cache import MISS, CachedKey
+from akener.verify.service import Verifier
+
+log = logging.getLogger("akener.authz")
+
+_AUTHORIZATION = b"authorization"
+_REQUIRED_SCOPE = b"x-akener-required-scope"
+# Every printable ASCII character except "%" stays as it is; the rest is UTF-8 percent-encoded.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+_MAX_QUERY_CACHE = 1024
+
+
+def header_name(name: str) -> bytes:
+    """A key name as a header value: ASCII names unchanged, other characters (and "%")
+    percent-encoded as UTF-8, so ``urllib.parse.unquote`` gives the name back."""
+    return quote(name, safe=_HEADER_SAFE).encode("ascii")
+
+
+def _error(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> dict[str, Any]:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    # As few headers as will do: the server checks and copies each one on every answer.
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra
+    return {"status": status, "headers": headers, "body": body}
+
+
+_BEARER = (b"www-authenticate", b"Bearer")
+_MISSING = _error(401, "UNAUTHORIZED", MISSING_MESSAGE, _BEARER)
+_REJECTED = _error(401, "UNAUTHORIZED", REJECTED_MESSAGE, _BEARER)
+_FORBIDDEN = _error(403, "FORBIDDEN", "the key lacks a scope this route requires")
+_UNAVAILABLE = _error(503, "SERVICE_UNAVAILABLE", "cannot check the key right now")
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
+
+
+def _allow_headers(entry: CachedKey) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-akener-key-id", entry.id.encode("ascii")),
+        (b"x-akener-key-name", header_name(entry.name)),
+        (b"x-akener-scopes", " ".join(sorted(entry.scopes)).encode("ascii")),
+        (b"content-length", b"0"),
+    ]
+
+
+def _scopes_in(text: str) -> frozenset[str]:
+    return frozenset(text.replace(",", " ").split())
+
+
+class ForwardAuth:
+    """The ``/authz`` endpoint; shares the process's Verifier with the API's Bearer check."""
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.verifier = verifier
+        self._required_by_query: dict[bytes, frozenset[str]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one forward-auth request."""
+        credential: bytes | None = None
+        count = 0
+        required: frozenset[str] = frozenset()
+        for name, value in scope["headers"]:
+            if name == _AUTHORIZATION:
+                credential = value
+                count += 1
+            elif name == _REQUIRED_SCOPE:
+                required = required | _scopes_in(value.decode("latin-1"))
+        if count != 1:
+            await self._answer(send, _MISSING, scope)
+            return
+        key = bearer_credential(credential)  # type: ignore[arg-type]
+        if key is None:
+            await self._answer(send, _MISSING, scope)
+            return
+        if not tokens.is_well_formed(key):
+            await self._answer(send, _REJECTED, scope)
+            return
+        verifier = self.verifier
+        entry = verifier.cached(key)
+        if entry is MISS:
+            try:
+                entry = await verifier.lookup(key)
+            except ServiceUnavailable:
+                await self._answer(send, _UNAVAILABLE, scope)
+                return
+        if (
+            entry is None
+            or not entry.active
+            or (entry.expires_at is not None and entry.expires_at <= verifier.now())
+        ):
+            await self._answer(send, _REJECTED, scope)
+            return
+        query = scope["query_string"]
+        if query and scope["path"] == "/authz":
+            required = required | self._required_in(query)
+        if required and not entry.scopes.issuperset(required):
+            await self._answer(send, _FORBIDDEN, scope, entry)
+            return
+        if verifier.usage is not None:
+            verifier.usage.record(entry.id)
+        headers = entry.edge
+        if headers is None:
+            headers = entry.edge = _allow_headers(entry)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(_EMPTY_BODY)
+        if log.isEnabledFor(logging.DEBUG):
+            self._log(scope, 200, entry)
+
+    def _required_in(self, query: bytes) -> frozenset[str]:
+        # Proxies send the same few configured query strings again and again: parse each once.
+        found = self._required_by_query.get(query)
+        if found is None:
+            pairs = parse_qsl(query.decode("latin-1"))
+            found = frozenset().union(*(_scopes_in(v) for k, v in pairs if k == "scope"))
+            if len(self._required_by_query) < _MAX_QUERY_CACHE:
+                self._required_by_query[query] = found
+        return found
+
+    async def _answer(
+        self, send: Send, answer: dict[str, Any], scope: Scope, entry: CachedKey | None = None
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer["status"],
+                "headers": answer["headers"],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer["body"]})
+        if log.isEnabledFor(logging.DEBUG):
+            self._log(scope, answer["status"], entry)
+
+    def _log(self, scope: Scope, status: int, entry: CachedKey | None) -> None:
+        wanted = {b"x-original-uri", b"x-forwarded-uri", b"x-forwarded-for"}
+        seen = {
+            name.decode("latin-1"): value.decode("latin-1")[:200]
+            for name, value in scope["headers"]
+            if name in wanted
+        }
+        client = scope.get("client")
+        log.debug(
+            "authz",
+            extra={
+                "status": status,
+                "key_id": entry.id if entry is not None else None,
+                "client": client[0] if client else None,
+                **{name.replace("-", "_"): value for name, value in seen.items()},
+            },
+        )
+
+
+async def not_started(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer before the process is ready (or after it stopped): cannot decide."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": _UNAVAILABLE["status"],
+            "headers": _UNAVAILABLE["headers"],
+        }
+    )
+    await send({"type": "http.response.body", "body": _UNAVAILABLE["body"]})

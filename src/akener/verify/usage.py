@@ -1,0 +1,155 @@
+"""Key usage gathered in memory and written in batches, never one write per request.
+
+Each accepted request adds one to a per-key counter (a dict increment) and notes the time. A
+background task flushes every ``flush_seconds`` and on shutdown, in one transaction:
+
+* ``key_usage(key_id, day, count)`` rows are incremented (UTC days);
+* ``api_keys.request_count`` is incremented;
+* ``api_keys.last_used_at`` is moved forward, at most once a minute per key from one process.
+
+Loss is bounded: a crash (not a clean shutdown) loses what was counted since the last flush, at
+most ``flush_seconds`` of counts, and ``last_used_at`` lags by at most a minute plus that. The
+flush never calls ``record_key_change`` (usage is not something the checks read) and skips keys
+deleted meanwhile (the statements match no row for them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Date, bindparam, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from akener.db.base import UTCDateTime
+from akener.db.engine import begin_write
+
+log = logging.getLogger("akener.verify")
+
+LAST_USED_EVERY = 60.0  # seconds between two writes of one key's last_used_at by one process
+_DAY = 86_400
+
+# INSERT ... SELECT: a key deleted since it was counted yields no row (and no foreign-key error).
+_ADD_DAY = text(
+    "INSERT INTO key_usage (key_id, day, count) "
+    "SELECT id, :day, :n FROM api_keys WHERE id = :key_id "
+    "ON CONFLICT (key_id, day) DO UPDATE SET count = key_usage.count + excluded.count"
+).bindparams(bindparam("day", type_=Date()))
+_ADD_TOTAL = text("UPDATE api_keys SET request_count = request_count + :n WHERE id = :key_id")
+_TOUCH = text(
+    "UPDATE api_keys SET last_used_at = :at "
+    "WHERE id = :key_id AND (last_used_at IS NULL OR last_used_at < :at)"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+class UsageRecorder:
+    """Counts accepted requests per key in memory; ``flush`` writes them out."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._day = int(time.time()) // _DAY
+        # (key_id, day number) -> requests not yet written.
+        self._counts: dict[tuple[str, int], int] = {}
+        self._current: dict[str, int] = {}  # the running day's counts, the hot dict
+        self._seen_at: dict[str, float] = {}  # key_id -> last accepted request (POSIX seconds)
+        self._written_at: dict[str, float] = {}  # key_id -> last_used_at value last written
+        self._lock = asyncio.Lock()
+
+    def record(self, key_id: str) -> None:
+        """Note one accepted request by ``key_id`` (hot path: two dict writes)."""
+        now = time.time()
+        if now // _DAY != self._day:
+            self._roll_day(int(now) // _DAY)
+        current = self._current
+        current[key_id] = current.get(key_id, 0) + 1
+        self._seen_at[key_id] = now
+
+    def _roll_day(self, day: int) -> None:
+        self._move_current()
+        self._day = day
+
+    def _move_current(self) -> None:
+        for key_id, n in self._current.items():
+            slot = (key_id, self._day)
+            self._counts[slot] = self._counts.get(slot, 0) + n
+        self._current = {}
+
+    @property
+    def pending(self) -> int:
+        """Requests counted but not yet written."""
+        return sum(self._counts.values()) + sum(self._current.values())
+
+    async def flush(self) -> None:
+        """Write what was counted; on failure keep it for the next flush."""
+        async with self._lock:
+            self._move_current()
+            counts, self._counts = self._counts, {}
+            touches = {
+                key_id: at
+                for key_id, at in self._seen_at.items()
+                if at - self._written_at.get(key_id, 0.0) >= LAST_USED_EVERY
+            }
+            if not counts and not touches:
+                return
+            try:
+                await self._write(counts, touches)
+            except (DBAPIError, OSError) as exc:
+                log.warning("could not write key usage (%s); will retry", type(exc).__name__)
+                for slot, n in counts.items():
+                    self._counts[slot] = self._counts.get(slot, 0) + n
+                return
+            self._written_at.update(touches)
+            for key_id, at in touches.items():
+                if self._seen_at.get(key_id) == at:
+                    del self._seen_at[key_id]
+            # A value written over a minute ago throttles nothing any more: forget it, so the
+            # map holds only recently used keys (deleted keys included) and stays small.
+            horizon = time.time() - LAST_USED_EVERY
+            self._written_at = {k: at for k, at in self._written_at.items() if at > horizon}
+
+    async def _write(self, counts: dict[tuple[str, int], int], touches: dict[str, float]) -> None:
+        days = [{"key_id": k, "day": _date(d), "n": n} for (k, d), n in counts.items()]
+        totals: dict[str, int] = {}
+        for (key_id, _), n in counts.items():
+            totals[key_id] = totals.get(key_id, 0) + n
+        for attempt in (1, 2):
+            try:
+                async with self._sessionmaker() as session:
+                    await begin_write(session)
+                    if days:
+                        await session.execute(_ADD_DAY, days)
+                        await session.execute(
+                            _ADD_TOTAL, [{"key_id": k, "n": n} for k, n in totals.items()]
+                        )
+                    if touches:
+                        await session.execute(
+                            _TOUCH,
+                            [{"key_id": k, "at": _datetime(at)} for k, at in touches.items()],
+                        )
+                    await session.commit()
+                return
+            except IntegrityError:
+                # A key was deleted between our SELECT and the insert (PostgreSQL checks the
+                # foreign key at insert): the second attempt no longer sees it.
+                if attempt == 2:
+                    raise
+
+    async def run(self, every: float) -> None:
+        """Flush every ``every`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.flush()
+            except Exception:  # a bug here must not end usage counting for the process
+                log.exception("key usage flush failed")
+
+
+def _date(day: int) -> date:
+    return datetime.fromtimestamp(day * _DAY, UTC).date()
+
+
+def _datetime(at: float) -> datetime:
+    return datetime.fromtimestamp(at, UTC)

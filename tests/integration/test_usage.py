@@ -1,0 +1,113 @@
+"""Usage counting: batched, visible in the API and the CLI, silent to the cache, safe on delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from akener.accounts.permissions import CLI_PRINCIPAL
+from akener.cli import app as cli
+from akener.keys import service
+from akener.runtime import Runtime
+from akener.settings import Settings
+from akener.verify.models import KeyUsage
+from tests.conftest import TEST_SECRET
+from tests.factories import bearer, make_key
+from tests.helpers import count_statements
+
+
+async def test_requests_are_counted_in_batches(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    row, key = await make_key(runtime, "counted", scopes=[])
+    with count_statements(runtime.engine) as statements:
+        for _ in range(20):
+            assert (await client.get("/authz", headers=bearer(key))).status_code == 200
+    assert not [s for s in statements.statements if "UPDATE" in s or "INSERT" in s]
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    await runtime.usage.flush()
+    me = (await client.get("/api/v1/whoami", headers=bearer(key))).json()
+    assert me["request_count"] == 20  # whoami itself is counted in the next batch
+    assert datetime.fromisoformat(me["last_used_at"]) >= before
+    async with runtime.sessionmaker() as session:
+        rows = (await session.execute(select(KeyUsage))).scalars().all()
+    assert [(r.key_id, r.day, r.count) for r in rows] == [(row.id, datetime.now(UTC).date(), 20)]
+    await runtime.usage.flush()
+    listed = await client.get("/api/v1/keys", headers=bearer(key))
+    assert listed.status_code == 403  # the key has no api_keys.read; whoami shows its own
+    me = (await client.get("/api/v1/whoami", headers=bearer(key))).json()
+    assert me["request_count"] == 21
+    async with runtime.sessionmaker() as session:
+        rows = (await session.execute(select(KeyUsage))).scalars().all()
+    assert [r.count for r in rows] == [21]
+
+
+async def test_flush_keeps_the_cache_and_skips_deleted_keys(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    kept, key = await make_key(runtime, "kept", scopes=[])
+    gone, other = await make_key(runtime, "gone", scopes=[])
+    for credential in (key, other):
+        assert (await client.get("/authz", headers=bearer(credential))).status_code == 200
+    async with runtime.sessionmaker() as session:
+        await service.delete_key(session, CLI_PRINCIPAL, gone.id)
+        await session.commit()
+    # The delete is a key change: the cache takes it in on the next request (SQLite: wholesale).
+    assert (await client.get("/authz", headers=bearer(key))).status_code == 200
+    with count_statements(runtime.engine) as flushed:
+        await runtime.usage.flush()
+    assert runtime.usage.pending == 0  # written (the deleted key's count dropped, no error)
+    # No key change event: neither a NOTIFY nor a bump of SQLite's change counter.
+    assert flushed.statements
+    assert not [s for s in flushed.statements if "pg_notify" in s or "key_change_seq" in s]
+    with count_statements(runtime.engine) as statements:
+        assert (await client.get("/authz", headers=bearer(key))).status_code == 200
+    assert len(statements) == 0
+    async with runtime.sessionmaker() as session:
+        rows = (await session.execute(select(KeyUsage))).scalars().all()
+    assert [r.key_id for r in rows] == [kept.id]
+
+
+async def test_last_used_at_is_written_at_most_once_a_minute(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await make_key(runtime, "touched", scopes=[])
+    await client.get("/authz", headers=bearer(key))
+    await runtime.usage.flush()
+    first = (await client.get("/api/v1/whoami", headers=bearer(key))).json()["last_used_at"]
+    await client.get("/authz", headers=bearer(key))
+    with count_statements(runtime.engine) as statements:
+        await runtime.usage.flush()
+    assert not [s for s in statements.statements if "last_used_at" in s]
+    again = (await client.get("/api/v1/whoami", headers=bearer(key))).json()["last_used_at"]
+    assert again == first
+
+
+def test_keys_list_shows_usage(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def prepare() -> str:
+        runtime = await Runtime.start(settings)
+        try:
+            row, _ = await make_key(runtime, "Uptime Robot Webhook", scopes=[])
+            for _ in range(3):
+                runtime.usage.record(row.id)
+            await runtime.usage.flush()
+            return row.id
+        finally:
+            await runtime.close()
+
+    key_id = asyncio.run(prepare())
+    monkeypatch.setenv("AKENER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("AKENER_SECRET_KEY", TEST_SECRET)
+    result = CliRunner().invoke(cli, ["keys", "list"])
+    assert result.exit_code == 0, result.output
+    header, line = result.stdout.splitlines()
+    assert "LAST USED (UTC)" in header and "REQUESTS" in header
+    assert line.startswith(key_id)
+    assert " 3  Uptime Robot Webhook" in line
+    assert "never" not in line
+    as_json = CliRunner().invoke(cli, ["keys", "list", "--json"])
+    assert json.loads(as_json.stdout)["request_count"] == 3
