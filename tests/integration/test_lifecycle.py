@@ -10,6 +10,7 @@ import pytest
 
 from akener.app import AkenerApp
 from akener.settings import Settings
+from akener.verify.cache import CachedKey
 from tests.factories import bearer, make_key
 
 
@@ -56,14 +57,19 @@ async def test_an_expired_key_is_refused_at_the_instant_even_when_cached(
     assert created.status_code == 201
     assert datetime.fromisoformat(created.json()["expires_at"]) == expires
     key = created.json()["key"]
-    for _ in range(3):  # used, so cached wherever a cache exists
+    for _ in range(3):
         assert (await client.get("/api/v1/whoami", headers=bearer(key))).status_code == 200
+    cached = app.runtime.verifier.cached(key)
+    assert isinstance(cached, CachedKey) and cached.active  # answered from memory from now on
     clock.advance(minutes=59, seconds=59)
     assert (await client.get("/api/v1/whoami", headers=bearer(key))).status_code == 200
+    assert (await client.get("/authz", headers=bearer(key))).status_code == 200
     clock.advance(seconds=1)
     refused = await client.get("/api/v1/whoami", headers=bearer(key))
     assert refused.status_code == 401
     assert refused.json()["error"]["message"] == "invalid API key"
+    assert (await client.get("/authz", headers=bearer(key))).status_code == 401
+    assert app.runtime.verifier.cached(key) is cached  # still cached: the clock decided
 
 
 async def test_expiry_can_be_changed_and_cleared(
