@@ -53,6 +53,11 @@ class KeyRepository:
         """The key with that id, or None."""
         return await self.session.get(ApiKey, key_id)
 
+    async def get_by_ids(self, key_ids: Sequence[str]) -> list[ApiKey]:
+        """The keys with these ids (unknown ids are simply absent)."""
+        stmt = select(ApiKey).where(ApiKey.id.in_([i for i in key_ids if len(i) <= 32]))
+        return list((await self.session.execute(stmt)).scalars())
+
     async def get_by_digests(self, digests: Sequence[str]) -> ApiKey | None:
         """The key whose current or previous digest is in ``digests`` (one per pepper version)."""
         stmt = select(ApiKey).where(
@@ -88,6 +93,16 @@ class KeyRepository:
             ApiKey.status == "ACTIVE", ApiKey.expires_at >= start, ApiKey.expires_at < end
         )
         return int((await self.session.execute(stmt)).scalar_one())
+
+    async def list_expiring(self, start: datetime, end: datetime, limit: int) -> list[ApiKey]:
+        """Active keys whose expiry falls in [start, end), soonest first."""
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.status == "ACTIVE", ApiKey.expires_at >= start, ApiKey.expires_at < end)
+            .order_by(ApiKey.expires_at, ApiKey.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
 
     async def delete(self, key: ApiKey) -> None:
         """Remove the row for good."""

@@ -196,6 +196,20 @@ async def count_expiring(
     return await KeyRepository(session).count_expiring(now, now + within)
 
 
+async def list_expiring_keys(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    within: timedelta,
+    now: datetime | None = None,
+    limit: int = 10,
+) -> list[ApiKey]:
+    """The active keys that expire between now and ``now + within``, soonest first."""
+    actor.require(API_KEYS_READ)
+    now = now or utcnow()
+    return await KeyRepository(session).list_expiring(now, now + within, limit)
+
+
 async def set_key_status(
     session: AsyncSession, actor: Principal, key_id: str, status: KeyStatus
 ) -> ApiKey:
