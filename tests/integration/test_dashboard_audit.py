@@ -214,3 +214,13 @@ async def test_the_audit_page_needs_audit_read(client: httpx.AsyncClient, runtim
     assert "/manage/audit" not in (await client.get("/manage/api-keys")).text
     refused = await client.get(URL)
     assert refused.status_code == 403 and "audit.read" in refused.text
+
+
+async def test_control_characters_in_api_filters_are_a_clear_422(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await make_key(runtime, "reader", scopes=["audit.read"])
+    for name in ("actor", "action", "target"):
+        answer = await client.get("/api/v1/audit", params={name: "a\x00b"}, headers=bearer(key))
+        assert answer.status_code == 422, answer.text  # PostgreSQL would fail on the NUL
+        assert "control characters" in answer.json()["error"]["message"]

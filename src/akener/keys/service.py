@@ -89,6 +89,9 @@ async def list_keys(
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
+    if q and any(ord(ch) < 32 or ord(ch) == 127 for ch in q):
+        # Names never hold control characters, and PostgreSQL refuses NUL in a parameter.
+        raise InvalidInput("q must not contain control characters", field="q")
     return await KeyRepository(session).list_page(limit=limit, cursor=cursor, status=status, q=q)
 
 
