@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.errors import InvalidInput
 from akener.keys.models import ApiKey
+from akener.verify.models import KeyUsage
 
 
 def encode_cursor(key: ApiKey) -> str:
@@ -103,6 +104,13 @@ class KeyRepository:
             .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def usage_between(self, key_id: str, first: date, last: date) -> dict[date, int]:
+        """The key's request count for each day in [first, last] that has one."""
+        stmt = select(KeyUsage.day, KeyUsage.count).where(
+            KeyUsage.key_id == key_id, KeyUsage.day >= first, KeyUsage.day <= last
+        )
+        return {day: int(count) for day, count in (await self.session.execute(stmt)).all()}
 
     async def delete(self, key: ApiKey) -> None:
         """Remove the row for good."""

@@ -1,0 +1,22 @@
+"""Usage of keys, counted per key and day (the source of later charts)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from akener.db.base import Base
+
+
+class KeyUsage(Base):
+    """How many requests a key made on one UTC day; written in batches, never per request."""
+
+    __tablename__ = "key_usage"
+
+    key_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
