@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from akener.accounts.permissions import AUDIT_READ
+from akener.accounts.permissions import AUDIT_READ, Principal
 from akener.accounts.sessions import SignedIn
 from akener.api.deps import AutoCommitRoute, get_session
 from akener.audit import service as audit
 from akener.audit.actions import ACTION_LABELS, KNOWN_ACTIONS
 from akener.audit.actors import actor_from_input, describe_actors
+from akener.audit.models import AuditEvent
 from akener.audit.schemas import AuditFilters
 from akener.errors import InvalidInput
 from akener.web.deps import require_user
@@ -55,6 +55,26 @@ def _until(value: str) -> str:
     return f"{value}T23:59:59.999999+00:00" if _DAY_RE.fullmatch(value.strip()) else value
 
 
+async def _filters(
+    session: AsyncSession, viewer: Principal, values: dict[str, str]
+) -> AuditFilters:
+    """The page's filter fields as service filters; InvalidInput names the field at fault."""
+    _check_text(values)
+    return AuditFilters.parse(
+        actor=await actor_from_input(session, viewer, values["actor"]),
+        action=values["action"],
+        target=values["target"].strip(),
+        since=values["since"],
+        until=_until(values["until"]),
+    )
+
+
+def _page_links(kept: dict[str, str], next_cursor: str | None) -> dict[str, str | None]:
+    newest = f"{LIST_URL}?{urlencode(kept)}" if kept else LIST_URL
+    older = f"{LIST_URL}?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None
+    return {"newest_url": newest, "older_url": older}
+
+
 @router.get("")
 async def audit_page(
     request: Request,
@@ -62,24 +82,16 @@ async def audit_page(
     session: AsyncSession = Depends(get_session),
 ) -> Response:
     """The audit log as a table; malformed filters get a message on the page, never an error."""
-    actor = me.principal
-    actor.require(AUDIT_READ)
-    query = request.query_params
-    values = {name: query.get(name, "") for name in FIELDS}
-    cursor = query.get("cursor") or None
-    rows: list[Any] = []
+    viewer = me.principal
+    viewer.require(AUDIT_READ)
+    values = {name: request.query_params.get(name, "") for name in FIELDS}
+    cursor = request.query_params.get("cursor") or None
+    rows: list[AuditEvent] = []
     next_cursor, error, error_field = None, None, None
     try:
-        _check_text({**values, "cursor": cursor or ""})
-        filters = AuditFilters.parse(
-            actor=await actor_from_input(session, actor, values["actor"]),
-            action=values["action"],
-            target=values["target"].strip(),
-            since=values["since"],
-            until=_until(values["until"]),
-        )
+        filters = await _filters(session, viewer, {**values, "cursor": cursor or ""})
         rows, next_cursor = await audit.list_events(
-            session, actor, filters, limit=PAGE_SIZE, cursor=cursor
+            session, viewer, filters, limit=PAGE_SIZE, cursor=cursor
         )
     except InvalidInput as exc:
         error, error_field = _filters_error(exc), exc.field
@@ -89,13 +101,10 @@ async def audit_page(
         "values": values,
         "error": error,
         "error_field": error_field,
-        "names": await describe_actors(session, actor, {e.actor for e in rows}),
+        "names": await describe_actors(session, viewer, {e.actor for e in rows}),
         "actions": [(a, ACTION_LABELS[a]) for a in KNOWN_ACTIONS],
         "filtered": bool(kept),
         "first_page": cursor is None,
-        "newest_url": f"{LIST_URL}?{urlencode(kept)}" if kept else LIST_URL,
-        "older_url": f"{LIST_URL}?{urlencode({**kept, 'cursor': next_cursor})}"
-        if next_cursor
-        else None,
+        **_page_links(kept, next_cursor),
     }
     return render(request, "audit/list.html", context, status_code=422 if error else 200)
