@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -93,3 +94,17 @@ async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWOR
     )
     assert response.status_code == 303, response.text
     return csrf_of((await client.get("/manage/api-keys")).text)
+
+
+class FakeClock:
+    """A clock that moves only when told to (give it to ``AkenerApp(settings, clock=…)``)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        """Move time forward by ``timedelta(**delta)``."""
+        self.now += timedelta(**delta)

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
+from sqlalchemy import update
 
+from akener.keys.models import ApiKey
 from tests.browser.live import CHROMIUM_ARGS, PASSWORD, LiveServer
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "dashboard-keys.png"
+
+
+async def _expire(session: Any, key_id: str, when: datetime) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(expires_at=when))
 
 
 def main() -> None:
@@ -25,13 +33,16 @@ def main() -> None:
         try:
             live.add_user("ada@example.com", "admin", owner=True)
             live.add_key("Monitoring Script", scopes=["api_keys.verify"])
-            live.add_key("Deploy Pipeline", scopes=["deploys.write"])
+            deploy, _ = live.add_key("Deploy Pipeline", scopes=["deploys.write"])
             old, _ = live.add_key("Uptime Robot Webhook")
-            live.add_key("GitHub Actions", scopes=["api_keys.read", "api_keys.write"])
+            github, _ = live.add_key("GitHub Actions", scopes=["api_keys.read", "api_keys.write"])
+            now = datetime.now(UTC)
+            live.db(lambda s: _expire(s, deploy.id, now + timedelta(days=3, hours=2)))
+            live.db(lambda s: _expire(s, github.id, now + timedelta(days=90)))
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 page = browser.new_page(
-                    viewport={"width": 1200, "height": 640},
+                    viewport={"width": 1200, "height": 760},
                     base_url=live.url,
                     reduced_motion="reduce",
                 )

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from akener.accounts.permissions import ALL_PERMISSIONS
 from akener.app import AkenerApp
 from akener.runtime import Runtime
-from akener.web import auth, keys, roles, users
+from akener.web import audit, auth, key_page, keys, roles, users
 from tests.factories import csrf_of, make_key, make_role, make_user, sign_in
 
 # (method, path, permissions the route needs); None marks routes open to everyone.
@@ -33,6 +33,9 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("POST", "/manage/api-keys/{key_id}/status", ("api_keys.write",)),
     ("GET", "/manage/api-keys/{key_id}/delete", ("api_keys.read",)),
     ("POST", "/manage/api-keys/{key_id}/delete", ("api_keys.delete",)),
+    ("GET", "/manage/api-keys/{key_id}", ("api_keys.read",)),
+    ("POST", "/manage/api-keys/{key_id}/rotate", ("api_keys.write",)),
+    ("GET", "/manage/audit", ("audit.read",)),
     ("GET", "/manage/users", ("users.read",)),
     ("POST", "/manage/users", ("users.write",)),
     ("GET", "/manage/users/{user_id}", ("users.read",)),
@@ -53,7 +56,7 @@ GUARDED = [r for r in ROUTES if r[2]]
 def test_the_matrix_names_every_dashboard_route() -> None:
     actual = {
         (method, route.path)
-        for module in (auth, keys, users, roles)
+        for module in (auth, keys, key_page, users, roles, audit)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
@@ -83,6 +86,7 @@ async def _fill(runtime: Runtime, path: str) -> str:
 
 def _body(path: str, csrf: str) -> dict[str, str]:
     data = {"csrf_token": csrf, "name": "Matrix", "status": "INACTIVE", "active": "false"}
+    data["grace_period_seconds"] = "3600"
     if path == "/manage/users":
         data.update(email="new@example.com", display_name="New", password="x" * 12)
         data.update(password_confirm="x" * 12, role="member")

@@ -279,3 +279,13 @@ async def test_openapi_documents_every_error_body(client: httpx.AsyncClient) -> 
                     path,
                     code,
                 )
+
+
+async def test_control_characters_in_the_name_search_are_a_clear_422(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, admin = await make_key(runtime, "admin")
+    for q in ("a\x00", "\x1b[31m"):
+        answer = await client.get("/api/v1/keys", params={"q": q}, headers=bearer(admin))
+        assert answer.status_code == 422, answer.text  # PostgreSQL would fail on the NUL
+        assert "control characters" in answer.json()["error"]["message"]

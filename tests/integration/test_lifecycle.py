@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -11,20 +11,7 @@ import pytest
 from akener.app import AkenerApp
 from akener.settings import Settings
 from akener.verify.cache import CachedKey
-from tests.factories import bearer, make_key
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+from tests.factories import FakeClock, bearer, make_key
 
 
 @pytest.fixture

@@ -37,6 +37,11 @@ class UserRepository:
         """The user with that (lower-cased) email, or None."""
         return await self.session.scalar(select(User).where(User.email == email))
 
+    async def get_by_ids(self, user_ids: Sequence[str]) -> list[User]:
+        """The users with these ids (unknown ids are simply absent)."""
+        stmt = select(User).where(User.id.in_([i for i in user_ids if len(i) <= 64]))
+        return list((await self.session.execute(stmt)).scalars())
+
     async def list_all(self) -> list[User]:
         """Every user, the owner first, then by email."""
         stmt = select(User).order_by(User.owner_flag.is_(None), User.email)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, or_, select
+from collections.abc import Iterable
+
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.audit.models import AuditEvent
@@ -48,3 +50,31 @@ class AuditRepository:
             stmt = stmt.where(AuditEvent.id < before_id)
         stmt = stmt.order_by(AuditEvent.id.desc()).limit(limit + 1)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def last_names(self, target_type: str, target_ids: Iterable[str]) -> dict[str, str]:
+        """The most recent name the log recorded for each of these objects (deleted ones too)."""
+        newest = (
+            select(func.max(AuditEvent.id))
+            .where(
+                AuditEvent.target_type == target_type,
+                AuditEvent.target_id.in_(list(target_ids)),
+                AuditEvent.target_name.is_not(None),
+            )
+            .group_by(AuditEvent.target_id)
+        )
+        stmt = select(AuditEvent.target_id, AuditEvent.target_name).where(AuditEvent.id.in_(newest))
+        return {str(i): str(n) for i, n in (await self.session.execute(stmt)).all()}
+
+    async def target_id_by_name(self, target_type: str, name: str) -> str | None:
+        """The id of the newest object of that type the log recorded under ``name``."""
+        stmt = (
+            select(AuditEvent.target_id)
+            .where(
+                AuditEvent.target_type == target_type,
+                AuditEvent.target_name == name,
+                AuditEvent.target_id.is_not(None),
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(stmt)

@@ -70,6 +70,10 @@ class AuditFilters:
         until: str | None = None,
     ) -> AuditFilters:
         """Build filters from text input (query string, form, CLI options)."""
+        for name, value in (("actor", actor), ("action", action), ("target", target)):
+            # PostgreSQL refuses NUL in text parameters; no id, action or name has controls.
+            if value and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                raise InvalidInput(f"{name} must not contain control characters", field=name)
         start, end = parse_time(since, "since"), parse_time(until, "until")
         if start and end and start > end:
             raise InvalidInput("since must not be after until", field="since")

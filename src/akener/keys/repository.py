@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.errors import InvalidInput
 from akener.keys.models import ApiKey
+from akener.verify.models import KeyUsage
 
 
 def encode_cursor(key: ApiKey) -> str:
@@ -53,6 +54,11 @@ class KeyRepository:
         """The key with that id, or None."""
         return await self.session.get(ApiKey, key_id)
 
+    async def get_by_ids(self, key_ids: Sequence[str]) -> list[ApiKey]:
+        """The keys with these ids (unknown ids are simply absent)."""
+        stmt = select(ApiKey).where(ApiKey.id.in_([i for i in key_ids if len(i) <= 32]))
+        return list((await self.session.execute(stmt)).scalars())
+
     async def get_by_digests(self, digests: Sequence[str]) -> ApiKey | None:
         """The key whose current or previous digest is in ``digests`` (one per pepper version)."""
         stmt = select(ApiKey).where(
@@ -88,6 +94,23 @@ class KeyRepository:
             ApiKey.status == "ACTIVE", ApiKey.expires_at >= start, ApiKey.expires_at < end
         )
         return int((await self.session.execute(stmt)).scalar_one())
+
+    async def list_expiring(self, start: datetime, end: datetime, limit: int) -> list[ApiKey]:
+        """Active keys whose expiry falls in [start, end), soonest first."""
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.status == "ACTIVE", ApiKey.expires_at >= start, ApiKey.expires_at < end)
+            .order_by(ApiKey.expires_at, ApiKey.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def usage_between(self, key_id: str, first: date, last: date) -> dict[date, int]:
+        """The key's request count for each day in [first, last] that has one."""
+        stmt = select(KeyUsage.day, KeyUsage.count).where(
+            KeyUsage.key_id == key_id, KeyUsage.day >= first, KeyUsage.day <= last
+        )
+        return {day: int(count) for day, count in (await self.session.execute(stmt)).all()}
 
     async def delete(self, key: ApiKey) -> None:
         """Remove the row for good."""

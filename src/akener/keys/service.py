@@ -89,6 +89,9 @@ async def list_keys(
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
+    if q and any(ord(ch) < 32 or ord(ch) == 127 for ch in q):
+        # Names never hold control characters, and PostgreSQL refuses NUL in a parameter.
+        raise InvalidInput("q must not contain control characters", field="q")
     return await KeyRepository(session).list_page(limit=limit, cursor=cursor, status=status, q=q)
 
 
@@ -194,6 +197,20 @@ async def count_expiring(
     actor.require(API_KEYS_READ)
     now = now or utcnow()
     return await KeyRepository(session).count_expiring(now, now + within)
+
+
+async def list_expiring_keys(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    within: timedelta,
+    now: datetime | None = None,
+    limit: int = 10,
+) -> list[ApiKey]:
+    """The active keys that expire between now and ``now + within``, soonest first."""
+    actor.require(API_KEYS_READ)
+    now = now or utcnow()
+    return await KeyRepository(session).list_expiring(now, now + within, limit)
 
 
 async def set_key_status(

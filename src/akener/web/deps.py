@@ -141,6 +141,8 @@ async def current_session(
         "me": signed.user if signed else None,
         "can": signed.principal.has if signed else (lambda _permission: False),
         "path": request.url.path,
+        # One clock for the whole page (expired, expiring soon, "in 3 days"): tests move it.
+        "now": get_runtime(request).clock(),
     }
     request.state.page = page
     request.state.signed_in = signed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -23,6 +24,7 @@ from akener.keys.schemas import clean_name, clean_scopes
 from akener.web.csrf import check_csrf
 from akener.web.deps import flash, require_user, safe_next, see_other, wants_json
 from akener.web.forms import clean, clean_list, form_of, text, texts, words
+from akener.web.lifecycle import EXPIRING_WINDOW, EXPIRY_CHOICES, expiry_from_form
 from akener.web.templating import render, render_fragment
 
 router = APIRouter(
@@ -31,6 +33,7 @@ router = APIRouter(
 PAGE_SIZE = 20
 LIST_URL = "/manage/api-keys"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+EXPIRING_SHOWN = 10  # keys named in the "expire soon" notice; the count covers the rest
 
 
 def grantable_scopes(actor: Principal) -> tuple[list[str], bool]:
@@ -39,9 +42,18 @@ def grantable_scopes(actor: Principal) -> tuple[list[str], bool]:
     return concrete, ALL_OPERATOR_SCOPES in actor.permissions
 
 
-def _form_context(actor: Principal, values: dict[str, Any] | None = None) -> dict[str, Any]:
+def _form_context(
+    request: Request, actor: Principal, values: dict[str, Any] | None = None
+) -> dict[str, Any]:
     scopes, free = grantable_scopes(actor)
-    return {"grantable": scopes, "free_scopes": free, "values": values or {}}
+    tomorrow = (get_runtime(request).clock() + timedelta(days=1)).date()
+    return {
+        "grantable": scopes,
+        "free_scopes": free,
+        "values": values or {},
+        "expiry_choices": EXPIRY_CHOICES,
+        "expiry_min": tomorrow.isoformat(),
+    }
 
 
 @router.get("")
@@ -67,13 +79,20 @@ async def _render_list(
     rows, next_cursor = await service.list_keys(
         session, actor, limit=PAGE_SIZE, cursor=(cursor or None)
     )
+    now = get_runtime(request).clock()
+    expiring = await service.count_expiring(session, actor, within=EXPIRING_WINDOW, now=now)
+    soonest = await service.list_expiring_keys(
+        session, actor, within=EXPIRING_WINDOW, now=now, limit=EXPIRING_SHOWN
+    )
     context = {
+        "expiring_count": expiring,
+        "expiring": soonest if expiring else [],
         "keys": rows,
         "next_cursor": next_cursor,
         "first_page": not cursor,
         "created": created,
         "return_to": request.url.path + (f"?cursor={cursor}" if cursor else ""),
-        **_form_context(actor),
+        **_form_context(request, actor),
     }
     headers = NO_STORE if created else None
     return render(request, "keys/list.html", context, status_code=status_code, headers=headers)
@@ -84,7 +103,7 @@ async def new_page(request: Request, me: SignedIn = Depends(require_user)) -> Re
     """The create form as its own page (what the Create button opens without JavaScript)."""
     me.principal.require(API_KEYS_READ)
     me.principal.require(API_KEYS_WRITE)
-    return render(request, "keys/new.html", _form_context(me.principal))
+    return render(request, "keys/new.html", _form_context(request, me.principal))
 
 
 def _scopes_from(form_values: list[str], typed: str) -> list[str]:
@@ -103,12 +122,23 @@ async def create(
         "name": text(form, "name"),
         "scopes": texts(form, "scope"),
         "other": text(form, "other_scopes"),
+        "expires_in": text(form, "expires_in"),
+        "expires_on": text(form, "expires_on"),
     }
+    runtime = get_runtime(request)
+    now = runtime.clock()
     try:
         name = clean("name", clean_name, values["name"])
         scopes = _scopes_from(values["scopes"], values["other"])
+        expires_at = expiry_from_form(values["expires_in"], values["expires_on"], now)
         row, plaintext = await service.create_key(
-            session, me.principal, name=name, scopes=scopes, peppers=get_runtime(request).peppers
+            session,
+            me.principal,
+            name=name,
+            scopes=scopes,
+            expires_at=expires_at,
+            peppers=runtime.peppers,
+            now=now,
         )
     except AkenerError as exc:
         return _create_failed(request, me.principal, exc, values)
@@ -128,11 +158,12 @@ def _create_failed(
 ) -> Response:
     status = {"FORBIDDEN": 403, "CONFLICT": 409}.get(exc.code, 422)
     field = getattr(exc, "field", None)
+    field = "expires_on" if field == "expires_at" else field  # the form's name for the expiry
     message = exc.message[:1].upper() + exc.message[1:]
     if wants_json(request):
         error = {"code": exc.code, "message": message, "field": field}
         return JSONResponse({"error": error}, status_code=status)
-    context = {**_form_context(actor, values), "error": message, "error_field": field}
+    context = {**_form_context(request, actor, values), "error": message, "error_field": field}
     return render(request, "keys/new.html", context, status_code=status)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -10,11 +12,35 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from akener.accounts.permissions import describe_scope
+from akener.audit.actions import action_label
 from akener.keys.tokens import table_tail
+from akener.web.lifecycle import expires_soon, key_state, relative
+
+_STAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 def _when(value: datetime | None, empty: str = "Never") -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else empty
+
+
+def audit_value(value: Any, field: str = "") -> str:
+    """One value recorded in an audit event's changes, as a person reads it."""
+    if field == "masked_key" and isinstance(value, str):
+        return "…" + value[-4:]  # the rest is asterisks; the last four tell keys apart
+    if value is None or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(audit_value(v) for v in value)
+    if isinstance(value, str):
+        if _STAMP_RE.match(value):
+            try:
+                return _when(datetime.fromisoformat(value))
+            except ValueError:
+                return value
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def make_environment() -> Environment:
@@ -28,6 +54,11 @@ def make_environment() -> Environment:
     env.filters["when"] = _when
     env.filters["tail"] = table_tail
     env.filters["scope"] = describe_scope
+    env.filters["relative"] = relative
+    env.filters["action"] = action_label
+    env.filters["audit_value"] = audit_value
+    env.globals["key_state"] = key_state
+    env.globals["expires_soon"] = expires_soon
     return env
 
 

@@ -78,17 +78,32 @@
     if (empty) empty.hidden = rows.length !== 0;
   }
 
+  // Show a key's new status in its table row (the switch, its label, the row's classes).
+  function showStatus(row, active) {
+    if (!row) return;
+    var form = row.querySelector("form[data-fetch=toggle]");
+    var button = form.querySelector("[role=switch]");
+    button.setAttribute("aria-checked", active ? "true" : "false");
+    // An expired key keeps saying so whichever way it is switched.
+    if (!row.classList.contains("is-expired")) {
+      button.querySelector(".switch-label").textContent = active ? "Active" : "Inactive";
+    }
+    form.querySelector("input[name=status]").value = active ? "INACTIVE" : "ACTIVE";
+    row.classList.toggle("is-active", active);
+    row.classList.toggle("is-inactive", !active);
+  }
+
   var handlers = {
     toggle: async function (form) {
       var data = await post(form);
-      var active = data.status === "ACTIVE";
-      var button = form.querySelector("[role=switch]");
-      button.setAttribute("aria-checked", active ? "true" : "false");
-      button.querySelector(".switch-label").textContent = active ? "Active" : "Inactive";
-      form.querySelector("input[name=status]").value = active ? "INACTIVE" : "ACTIVE";
-      var row = form.closest("tr");
-      row.classList.toggle("is-active", active);
-      row.classList.toggle("is-inactive", !active);
+      showStatus(form.closest("tr"), data.status === "ACTIVE");
+      announce(data.message);
+    },
+    "deactivate-instead": async function (form) {
+      var dialog = form.closest("dialog");
+      var data = await post(form);
+      dialog.close();
+      showStatus(document.getElementById("key-" + data.id), data.status === "ACTIVE");
       announce(data.message);
     },
     "create-key": async function (form) {
@@ -159,8 +174,15 @@
     if (confirmer) {
       event.preventDefault();
       var confirmDialog = document.getElementById(confirmer.dataset.confirm);
-      var form = confirmDialog.querySelector("form");
+      var form = confirmDialog.querySelector("form[data-confirm-form]") || confirmDialog.querySelector("form");
       form.action = confirmer.dataset.action;
+      // An active key's dialog also offers to switch it off instead (read from the row now:
+      // its switch may have changed since the page loaded).
+      var row = confirmer.closest("tr");
+      var offer = Boolean(confirmer.dataset.deactivate && row && row.classList.contains("is-active"));
+      confirmDialog.querySelectorAll("[data-if-active]").forEach(function (el) { el.hidden = !offer; });
+      var instead = confirmDialog.querySelector("form[data-fetch=deactivate-instead]");
+      if (instead && offer) instead.action = confirmer.dataset.deactivate;
       confirmDialog.querySelectorAll("[data-fill=name]").forEach(function (el) { el.textContent = confirmer.dataset.name; });
       var box = confirmDialog.querySelector(".form-error");
       if (box) box.hidden = true;
@@ -191,6 +213,24 @@
       if (back && document.contains(back)) back.focus();
     });
   });
+  // The expiry date matters only for "On a date…": show it only then (it is always shown, and
+  // simply ignored for the other choices, when JavaScript is off).
+  function syncExpiry(select) {
+    var form = select.closest("form");
+    var box = form.querySelector("[data-expiry-date]");
+    if (!box) return;
+    var custom = select.value === "custom";
+    box.hidden = !custom;
+    box.querySelector("input").required = custom;
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-expiry-choice]")) syncExpiry(event.target);
+  });
+  document.addEventListener("reset", function (event) {
+    var select = event.target.querySelector ? event.target.querySelector("[data-expiry-choice]") : null;
+    if (select) setTimeout(function () { syncExpiry(select); }, 0);
+  });
+  document.querySelectorAll("[data-expiry-choice]").forEach(syncExpiry);
   // Copy needs JavaScript, so its buttons appear only when it runs.
   document.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
 })();

@@ -1,0 +1,113 @@
+"""One key's page: its details, usage chart, audit history, and rotation with a grace period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from akener.accounts.permissions import API_KEYS_WRITE, AUDIT_READ, Principal
+from akener.accounts.sessions import SignedIn
+from akener.api.deps import AutoCommitRoute, get_runtime, get_session
+from akener.audit import service as audit
+from akener.audit.actors import describe_actors
+from akener.audit.models import AuditEvent
+from akener.audit.schemas import AuditFilters
+from akener.errors import Conflict, InvalidInput
+from akener.keys import service
+from akener.keys.usage import usage_by_day
+from akener.web.charts import render_usage_svg, usage_summary
+from akener.web.csrf import check_csrf
+from akener.web.deps import require_user
+from akener.web.forms import form_of, text
+from akener.web.keys import NO_STORE
+from akener.web.lifecycle import grace_choices, grace_from_form
+from akener.web.templating import render
+
+router = APIRouter(
+    prefix="/manage/api-keys", route_class=AutoCommitRoute, dependencies=[Depends(check_csrf)]
+)
+USAGE_DAYS = 30
+HISTORY_SIZE = 20
+
+
+@router.get("/{key_id}")
+async def detail_page(
+    request: Request,
+    key_id: str,
+    me: SignedIn = Depends(require_user),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """Everything about one key."""
+    return await _render(request, session, me.principal, key_id)
+
+
+async def _render(
+    request: Request,
+    session: AsyncSession,
+    actor: Principal,
+    key_id: str,
+    *,
+    rotated: str | None = None,
+    extra: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    now = get_runtime(request).clock()
+    key = await service.get_key(session, actor, key_id)
+    usage = await usage_by_day(session, actor, key.id, days=USAGE_DAYS, today=now.date())
+    history: list[AuditEvent] = []
+    more: str | None = None
+    if actor.has(AUDIT_READ):
+        history, more = await audit.list_events(
+            session, actor, AuditFilters(target=key.id), limit=HISTORY_SIZE
+        )
+    names = await describe_actors(session, actor, {key.created_by, *(e.actor for e in history)})
+    context = {
+        "key": key,
+        "usage": usage,
+        "usage_total": sum(n for _, n in usage),
+        "usage_svg": render_usage_svg(usage),
+        "usage_summary": usage_summary(usage),
+        "history": history,
+        "more_history": more is not None,
+        "names": names,
+        "grace": grace_choices(key, now),
+        "rotated": rotated,
+        "return_to": f"/manage/api-keys/{key.id}",
+        **(extra or {}),
+    }
+    # The page that shows a new secret must not be kept by any cache.
+    headers = NO_STORE if rotated else None
+    return render(request, "keys/detail.html", context, status_code=status_code, headers=headers)
+
+
+@router.post("/{key_id}/rotate")
+async def rotate(
+    request: Request,
+    key_id: str,
+    me: SignedIn = Depends(require_user),
+    session: AsyncSession = Depends(get_session),
+) -> Response:
+    """Give the key a new secret, shown once on the page this answers with (never redirected)."""
+    me.principal.require(API_KEYS_WRITE)  # refused as such, before any complaint about the form
+    form = await form_of(request)
+    runtime = get_runtime(request)
+    chosen = text(form, "grace_period_seconds")
+    try:
+        row, plaintext = await service.rotate_key(
+            session,
+            me.principal,
+            key_id,
+            grace_period_seconds=grace_from_form(chosen),
+            peppers=runtime.peppers,
+            now=runtime.clock(),
+        )
+    except (InvalidInput, Conflict) as exc:
+        extra = {"rotate_error": exc.message[:1].upper() + exc.message[1:], "chosen": chosen}
+        status = 409 if isinstance(exc, Conflict) else 422
+        return await _render(
+            request, session, me.principal, key_id, extra=extra, status_code=status
+        )
+    return await _render(request, session, me.principal, row.id, rotated=plaintext)
