@@ -206,3 +206,35 @@ async def test_inactive_deleted_or_expired_keys_cannot_be_rotated(
         f"/api/v1/keys/{created.json()['id']}/rotate", json=body, headers=bearer(admin)
     )
     assert answer.status_code == 409 and "expired" in answer.json()["error"]["message"]
+
+
+async def test_verify_api_says_expired_for_expired_keys_and_spent_secrets(
+    timed: tuple[AkenerApp, httpx.AsyncClient], clock: FakeClock
+) -> None:
+    app, client = timed
+    _, checker = await make_key(app.runtime, "checker", scopes=["api_keys.verify"])
+    _, admin = await make_key(app.runtime, "admin")
+    expiring = await client.post(
+        "/api/v1/keys",
+        json={"name": "e", "expires_at": (clock.now + timedelta(minutes=1)).isoformat()},
+        headers=bearer(admin),
+    )
+    row, old = await make_key(app.runtime, "rotated", scopes=[])
+    await client.post(
+        f"/api/v1/keys/{row.id}/rotate", json={"grace_period_seconds": 30}, headers=bearer(admin)
+    )
+
+    async def code(key: str) -> str:
+        answer = await client.post(
+            "/api/v1/keys/verify", json={"key": key, "scopes": []}, headers=bearer(checker)
+        )
+        assert answer.status_code == 200
+        result: str = answer.json()["code"]
+        return result
+
+    assert await code(expiring.json()["key"]) == "VALID"
+    assert await code(old) == "VALID"
+    clock.advance(seconds=30)
+    assert await code(old) == "EXPIRED"
+    clock.advance(seconds=30)
+    assert await code(expiring.json()["key"]) == "EXPIRED"

@@ -31,5 +31,5 @@ class VerifyResponse(BaseModel):
     """Always returned with 200: ``valid`` and the reason in ``code``."""
 
     valid: bool
-    code: Literal["VALID", "NOT_FOUND", "INACTIVE", "MALFORMED", "INSUFFICIENT_SCOPE"]
+    code: Literal["VALID", "NOT_FOUND", "INACTIVE", "EXPIRED", "MALFORMED", "INSUFFICIENT_SCOPE"]
     key: VerifiedKeyRead | None

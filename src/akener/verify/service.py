@@ -37,6 +37,7 @@ class Verdict(enum.StrEnum):
     VALID = "VALID"
     NOT_FOUND = "NOT_FOUND"
     INACTIVE = "INACTIVE"
+    EXPIRED = "EXPIRED"  # past its expiry, or a rotated-out secret past its grace period
     MALFORMED = "MALFORMED"
     INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
 
@@ -81,8 +82,10 @@ def judge(entry: CachedKey | None, now: float) -> Verdict:
     """VALID, NOT_FOUND or INACTIVE for a looked-up key (scopes are the caller's business)."""
     if entry is None:
         return Verdict.NOT_FOUND
-    if not entry.active or (entry.expires_at is not None and entry.expires_at <= now):
+    if not entry.active:
         return Verdict.INACTIVE
+    if entry.expires_at is not None and entry.expires_at <= now:
+        return Verdict.EXPIRED
     return Verdict.VALID
 
 
