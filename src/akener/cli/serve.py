@@ -31,6 +31,9 @@ def serve(
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
     settings = load_settings()
+    chosen = server or settings.server
+    if chosen not in SERVERS:
+        raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
     problem = secret_problem(settings)
     if problem and settings.secret_key is None and settings.is_sqlite:
         env_file = Path(".env").resolve()
@@ -51,9 +54,6 @@ def serve(
     )
     bind_host = host or settings.host
     bind_port = port or settings.port
-    chosen = server or settings.server
-    if chosen not in SERVERS:
-        raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
     typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
     SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
 
