@@ -130,10 +130,13 @@ def akener_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Complet
 class AkenerServer:
     """``akener serve`` in a subprocess; ``url`` is where it answers."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, *, workers: int = 1) -> None:
+    def __init__(
+        self, env: dict[str, str], workdir: Path, *, workers: int = 1, server: str | None = None
+    ) -> None:
         self.env = env
         self.workdir = workdir
         self.workers = workers
+        self.server = server
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -142,6 +145,7 @@ class AkenerServer:
     def __enter__(self) -> AkenerServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "akener", "serve", "--port", str(self.port)]
+        command += ["--server", self.server] if self.server else []
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [*command, "--workers", str(self.workers)],

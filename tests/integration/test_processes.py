@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -154,3 +155,18 @@ async def test_workers_refuse_a_key_the_cli_switched_off(
             assert stored.last_used_at is not None
     finally:
         await direct.close()
+
+
+async def test_uvicorn_remains_available(sqlite_template: Path, tmp_path: Path) -> None:
+    database = tmp_path / "akener.db"
+    shutil.copy(sqlite_template, database)
+    env = akener_env(f"sqlite+aiosqlite:///{database}", TEST_SECRET)
+    refused = akener_cli(env, tmp_path, "serve", "--server", "nope")
+    assert refused.returncode == 1
+    assert "unknown server 'nope'" in refused.stderr
+    created = akener_cli(env, tmp_path, "keys", "create", "--name", "u")
+    key = created.stdout.strip()
+    with AkenerServer(env, tmp_path / "u", server="uvicorn") as server:
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert (await client.get(server.url + "/authz", headers=bearer(key))).status_code == 200
+            assert (await client.get(server.url + "/authz")).status_code == 401

@@ -44,6 +44,9 @@ def serve(
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
     settings = load_settings()
+    chosen = server or settings.server
+    if chosen not in SERVERS:
+        raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
     problem = secret_problem(settings)
     if problem and settings.secret_key is None and settings.is_sqlite:
         env_file = Path(".env").resolve()
@@ -64,9 +67,6 @@ def serve(
     )
     bind_host = host or settings.host
     bind_port = port or settings.port
-    chosen = server or settings.server
-    if chosen not in SERVERS:
-        raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
     typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
     link = setup_link(settings, bind_host, bind_port)
     if link:
