@@ -5,20 +5,19 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from akener.accounts.permissions import AUDIT_READ, Principal
-from akener.accounts.sessions import SignedIn
-from akener.api.deps import AutoCommitRoute, get_session
+from akener.api.deps import AutoCommitRoute
 from akener.audit import service as audit
 from akener.audit.actions import ACTION_LABELS, KNOWN_ACTIONS
 from akener.audit.actors import actor_from_input, describe_actors
 from akener.audit.models import AuditEvent
 from akener.audit.schemas import AuditFilters
 from akener.errors import InvalidInput
-from akener.web.deps import require_user
+from akener.web.deps import CurrentUser, DbSession
 from akener.web.templating import render
 
 router = APIRouter(prefix="/manage/audit", route_class=AutoCommitRoute)
@@ -78,8 +77,8 @@ def _page_links(kept: dict[str, str], next_cursor: str | None) -> dict[str, str 
 @router.get("")
 async def audit_page(
     request: Request,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """The audit log as a table; malformed filters get a message on the page, never an error."""
     viewer = me.principal

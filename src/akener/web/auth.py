@@ -5,17 +5,17 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from akener.accounts import service as accounts
 from akener.accounts.schemas import clean_display_name, clean_email
 from akener.accounts.sessions import SignedIn, log_in, log_out, open_session, setup_token
-from akener.api.deps import AutoCommitRoute, get_runtime, get_session
+from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.errors import AkenerError, AuthenticationFailed, InvalidInput, NotFound, RateLimited
 from akener.web.csrf import check_csrf
 from akener.web.deps import (
     SESSION_COOKIE,
+    DbSession,
     current_session,
     flash,
     login_policy,
@@ -55,8 +55,8 @@ async def manage() -> Response:
 @router.get("/setup")
 async def setup_page(
     request: Request,
+    session: DbSession,
     token: str = "",
-    session: AsyncSession = Depends(get_session),
 ) -> Response:
     """The one-time owner setup, reachable only through the link ``akener serve`` prints."""
     if await accounts.count_users(session):
@@ -71,7 +71,7 @@ async def setup_page(
 
 
 @router.post("/setup")
-async def setup_submit(request: Request, session: AsyncSession = Depends(get_session)) -> Response:
+async def setup_submit(request: Request, session: DbSession) -> Response:
     """Create the owner, sign them in, and open the dashboard."""
     form = await form_of(request)
     token = text(form, "token")
@@ -115,9 +115,9 @@ def _status(exc: AkenerError) -> int:
 @router.get("/login")
 async def login_page(
     request: Request,
+    session: DbSession,
     next: str = "",
     signed: SignedIn | None = Depends(current_session),
-    session: AsyncSession = Depends(get_session),
 ) -> Response:
     """The sign-in form (or the dashboard, when already signed in)."""
     if signed is not None:
@@ -127,7 +127,7 @@ async def login_page(
 
 
 @router.post("/login")
-async def login_submit(request: Request, session: AsyncSession = Depends(get_session)) -> Response:
+async def login_submit(request: Request, session: DbSession) -> Response:
     """Check the password (throttled) and start a session."""
     form = await form_of(request)
     email, target = text(form, "email"), safe_next(text(form, "next"))
@@ -149,7 +149,7 @@ async def login_submit(request: Request, session: AsyncSession = Depends(get_ses
 
 
 @router.post("/logout")
-async def logout(request: Request, session: AsyncSession = Depends(get_session)) -> Response:
+async def logout(request: Request, session: DbSession) -> Response:
     """End this session on the server and forget the cookie."""
     await log_out(session, request.cookies.get(SESSION_COOKIE))
     queue_cookie(request, SESSION_COOKIE, None)

@@ -9,7 +9,7 @@ import json
 import secrets
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,3 +174,8 @@ def safe_next(value: str | None, default: str = "/manage/api-keys") -> str:
 def see_other(url: str) -> RedirectResponse:
     """The redirect of Post/Redirect/Get."""
     return RedirectResponse(url, status_code=303)
+
+
+# Route parameters every dashboard page repeats, declared once.
+CurrentUser = Annotated[SignedIn, Depends(require_user)]
+DbSession = Annotated[AsyncSession, Depends(get_session)]

@@ -9,8 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from akener.accounts.permissions import API_KEYS_WRITE, AUDIT_READ, Principal
-from akener.accounts.sessions import SignedIn
-from akener.api.deps import AutoCommitRoute, get_runtime, get_session
+from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.audit import service as audit
 from akener.audit.actors import describe_actors
 from akener.audit.models import AuditEvent
@@ -20,7 +19,7 @@ from akener.keys import service
 from akener.keys.usage import usage_by_day
 from akener.web.charts import render_usage_svg, usage_summary
 from akener.web.csrf import check_csrf
-from akener.web.deps import require_user
+from akener.web.deps import CurrentUser, DbSession
 from akener.web.forms import form_of, text
 from akener.web.keys import NO_STORE
 from akener.web.lifecycle import grace_choices, grace_from_form
@@ -37,8 +36,8 @@ HISTORY_SIZE = 20
 async def detail_page(
     request: Request,
     key_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Everything about one key."""
     return await _render(request, session, me.principal, key_id)
@@ -87,8 +86,8 @@ async def _render(
 async def rotate(
     request: Request,
     key_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Give the key a new secret, shown once on the page this answers with (never redirected)."""
     me.principal.require(API_KEYS_WRITE)  # refused as such, before any complaint about the form

@@ -15,14 +15,20 @@ from akener.accounts.permissions import (
     API_KEYS_WRITE,
     Principal,
 )
-from akener.accounts.sessions import SignedIn
-from akener.api.deps import AutoCommitRoute, get_runtime, get_session
+from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.errors import AkenerError, InvalidInput
 from akener.keys import service
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.schemas import clean_name, clean_scopes
 from akener.web.csrf import check_csrf
-from akener.web.deps import flash, require_user, safe_next, see_other, wants_json
+from akener.web.deps import (
+    CurrentUser,
+    DbSession,
+    flash,
+    safe_next,
+    see_other,
+    wants_json,
+)
 from akener.web.forms import clean, clean_list, form_of, text, texts, words
 from akener.web.lifecycle import EXPIRING_WINDOW, EXPIRY_CHOICES, expiry_from_form
 from akener.web.templating import render, render_fragment
@@ -59,9 +65,9 @@ def _form_context(
 @router.get("")
 async def list_page(
     request: Request,
+    me: CurrentUser,
+    session: DbSession,
     cursor: str | None = None,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
 ) -> Response:
     """The keys table, newest first, one page at a time."""
     return await _render_list(request, session, me.principal, cursor=cursor)
@@ -99,7 +105,7 @@ async def _render_list(
 
 
 @router.get("/new")
-async def new_page(request: Request, me: SignedIn = Depends(require_user)) -> Response:
+async def new_page(request: Request, me: CurrentUser) -> Response:
     """The create form as its own page (what the Create button opens without JavaScript)."""
     me.principal.require(API_KEYS_READ)
     me.principal.require(API_KEYS_WRITE)
@@ -113,8 +119,8 @@ def _scopes_from(form_values: list[str], typed: str) -> list[str]:
 @router.post("")
 async def create(
     request: Request,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Create a key and show its plaintext once, in this response and nowhere else."""
     form = await form_of(request)
@@ -171,8 +177,8 @@ def _create_failed(
 async def set_status(
     request: Request,
     key_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Switch a key ACTIVE or INACTIVE; it is refused or accepted from the next request."""
     form = await form_of(request)
@@ -192,8 +198,8 @@ async def set_status(
 async def confirm_delete(
     request: Request,
     key_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """The confirmation step as a page (what Delete opens without JavaScript)."""
     row = await service.get_key(session, me.principal, key_id)
@@ -204,8 +210,8 @@ async def confirm_delete(
 async def delete(
     request: Request,
     key_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Delete a key for good."""
     row = await service.delete_key(session, me.principal, key_id)

@@ -12,11 +12,10 @@ from akener.accounts import service as accounts
 from akener.accounts.models import Role
 from akener.accounts.permissions import ALL_OPERATOR_SCOPES, ALL_PERMISSIONS, Principal
 from akener.accounts.schemas import clean_description, clean_role_name, clean_role_permissions
-from akener.accounts.sessions import SignedIn
-from akener.api.deps import AutoCommitRoute, get_session
+from akener.api.deps import AutoCommitRoute
 from akener.errors import AkenerError
 from akener.web.csrf import check_csrf
-from akener.web.deps import flash, require_user, see_other
+from akener.web.deps import CurrentUser, DbSession, flash, see_other
 from akener.web.forms import clean, clean_list, form_of, text, texts, words
 from akener.web.templating import render
 
@@ -67,8 +66,8 @@ async def _form_values(request: Request) -> dict[str, Any]:
 @router.get("")
 async def list_page(
     request: Request,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Every role, what it grants and how many hold it; a form to add a custom role."""
     return await _render_list(request, session, me.principal, _values())
@@ -95,8 +94,8 @@ def _error(exc: AkenerError) -> tuple[dict[str, Any], int]:
 @router.post("")
 async def create(
     request: Request,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Add a custom role holding only what the creator holds."""
     values = await _form_values(request)
@@ -116,8 +115,8 @@ async def create(
 async def edit_page(
     request: Request,
     role_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """One role; custom roles can be edited here."""
     role = await accounts.get_role(session, me.principal, role_id)
@@ -129,8 +128,8 @@ async def edit_page(
 async def update(
     request: Request,
     role_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Save a custom role's name, description and permissions."""
     values = await _form_values(request)
@@ -157,8 +156,8 @@ async def update(
 async def confirm_delete(
     request: Request,
     role_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """The confirmation step as a page."""
     role = await accounts.get_role(session, me.principal, role_id)
@@ -176,8 +175,8 @@ async def confirm_delete(
 async def delete(
     request: Request,
     role_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Delete a custom role nobody holds."""
     role = await accounts.delete_role(session, me.principal, role_id)

@@ -11,11 +11,10 @@ from starlette.responses import Response
 from akener.accounts import service as accounts
 from akener.accounts.permissions import USERS_READ, USERS_WRITE, Principal
 from akener.accounts.schemas import clean_display_name, clean_email
-from akener.accounts.sessions import SignedIn
-from akener.api.deps import AutoCommitRoute, get_session
+from akener.api.deps import AutoCommitRoute
 from akener.errors import AkenerError, InvalidInput
 from akener.web.csrf import check_csrf
-from akener.web.deps import flash, require_user, see_other
+from akener.web.deps import CurrentUser, DbSession, flash, see_other
 from akener.web.forms import clean, form_of, text, texts
 from akener.web.templating import render
 
@@ -33,8 +32,8 @@ async def _roles_context(session: AsyncSession, actor: Principal) -> dict[str, A
 @router.get("")
 async def list_page(
     request: Request,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Every user with their roles and status, and a form to add one."""
     return await _render_list(request, session, me.principal)
@@ -57,8 +56,8 @@ async def _render_list(
 @router.post("")
 async def create(
     request: Request,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Add a user with a first password and roles."""
     form = await form_of(request)
@@ -93,8 +92,8 @@ async def create(
 async def edit_page(
     request: Request,
     user_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """One user: roles, status, delete."""
     user = await accounts.get_user(session, me.principal, user_id)
@@ -110,8 +109,8 @@ async def edit_page(
 async def set_roles(
     request: Request,
     user_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Replace the user's roles."""
     form = await form_of(request)
@@ -124,8 +123,8 @@ async def set_roles(
 async def set_status(
     request: Request,
     user_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Deactivate (signing them out everywhere) or reactivate."""
     form = await form_of(request)
@@ -140,8 +139,8 @@ async def set_status(
 async def confirm_delete(
     request: Request,
     user_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """The confirmation step as a page."""
     me.principal.require(USERS_READ)
@@ -160,8 +159,8 @@ async def confirm_delete(
 async def delete(
     request: Request,
     user_id: str,
-    me: SignedIn = Depends(require_user),
-    session: AsyncSession = Depends(get_session),
+    me: CurrentUser,
+    session: DbSession,
 ) -> Response:
     """Delete a user for good."""
     user = await accounts.delete_user(session, me.principal, user_id)
