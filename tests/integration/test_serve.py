@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,16 +13,7 @@ import pytest
 
 from akener.cli import main
 from tests.conftest import TEST_SECRET
-from tests.servers import AKENER, cli_env, serve
-
-
-def akener(
-    cwd: Path, env: dict[str, str], *args: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """Run one CLI command; returns its output without raising."""
-    return subprocess.run(
-        [*AKENER, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=60
-    )
+from tests.servers import AkenerServer, akener_cli, akener_env
 
 
 def raw_request(url: str, request: bytes) -> bytes:
@@ -38,15 +28,15 @@ def raw_request(url: str, request: bytes) -> bytes:
 
 
 def test_first_run_on_sqlite_then_the_readme_walkthrough(tmp_path: Path) -> None:
-    env = cli_env(None, None)
-    with serve(tmp_path, env) as server:
+    env = akener_env(None, None, AKENER_LOG_LEVEL="info")  # request lines are logged at info
+    with AkenerServer(env, tmp_path) as server:
         assert (tmp_path / ".env").read_text().startswith("AKENER_SECRET_KEY=")
         assert (tmp_path / "akener.db").exists()
         assert "Generated a new AKENER_SECRET_KEY" in server.log_text()
 
-        created = akener(
-            tmp_path,
+        created = akener_cli(
             env,
+            tmp_path,
             "keys",
             "create",
             "--name",
@@ -64,20 +54,20 @@ def test_first_run_on_sqlite_then_the_readme_walkthrough(tmp_path: Path) -> None
         headers = {"Authorization": f"Bearer {key}"}
         me = httpx.get(f"{server.url}/api/v1/whoami", headers=headers)
         assert me.status_code == 200 and me.json()["name"] == "Deploy Pipeline"
-        listed = json.loads(akener(tmp_path, env, "keys", "list", "--json").stdout)
+        listed = json.loads(akener_cli(env, tmp_path, "keys", "list", "--json").stdout)
         assert listed["id"] == me.json()["id"]
 
-        off = akener(tmp_path, env, "keys", "deactivate", listed["id"])
+        off = akener_cli(env, tmp_path, "keys", "deactivate", listed["id"])
         assert off.returncode == 0 and "INACTIVE" in off.stderr
         assert httpx.get(f"{server.url}/api/v1/whoami", headers=headers).status_code == 401
-        assert akener(tmp_path, env, "keys", "activate", listed["id"]).returncode == 0
+        assert akener_cli(env, tmp_path, "keys", "activate", listed["id"]).returncode == 0
         assert httpx.get(f"{server.url}/api/v1/whoami", headers=headers).status_code == 200
         # a key pasted into a URL by mistake must not reach the log either
         httpx.get(f"{server.url}/api/v1/keys/{key}", headers=headers)
 
-        refused = akener(tmp_path, env, "keys", "delete", listed["id"])
+        refused = akener_cli(env, tmp_path, "keys", "delete", listed["id"])
         assert refused.returncode != 0  # asks, and no answer means no
-        assert akener(tmp_path, env, "keys", "delete", listed["id"], "--yes").returncode == 0
+        assert akener_cli(env, tmp_path, "keys", "delete", listed["id"], "--yes").returncode == 0
         assert httpx.get(f"{server.url}/api/v1/whoami", headers=headers).status_code == 401
         log = server.log_text()
 
@@ -103,7 +93,7 @@ def test_cli_reports_errors_on_stderr_with_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    for name, value in cli_env(f"sqlite:///{tmp_path}/k.db", TEST_SECRET).items():
+    for name, value in akener_env(f"sqlite:///{tmp_path}/k.db", TEST_SECRET).items():
         monkeypatch.setenv(name, value)
     assert run_cli(monkeypatch, capsys, "db", "upgrade")[0] == 0
     for args in (
@@ -130,7 +120,7 @@ def test_cli_expiry_and_rotation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    for name, value in cli_env(f"sqlite:///{tmp_path}/k.db", TEST_SECRET).items():
+    for name, value in akener_env(f"sqlite:///{tmp_path}/k.db", TEST_SECRET).items():
         monkeypatch.setenv(name, value)
     assert run_cli(monkeypatch, capsys, "db", "upgrade")[0] == 0
     code, out, _ = run_cli(
@@ -154,8 +144,8 @@ def test_cli_expiry_and_rotation(
 
 
 def test_cli_on_an_unmigrated_database_says_what_to_do(tmp_path: Path) -> None:
-    env = cli_env(f"sqlite:///{tmp_path}/empty.db", TEST_SECRET)
-    result = akener(tmp_path, env, "keys", "list")
+    env = akener_env(f"sqlite:///{tmp_path}/empty.db", TEST_SECRET)
+    result = akener_cli(env, tmp_path, "keys", "list")
     assert result.returncode == 1
     assert "akener db upgrade" in result.stderr and "Traceback" not in result.stderr
 
@@ -164,16 +154,16 @@ def test_cli_on_an_unmigrated_database_says_what_to_do(tmp_path: Path) -> None:
 def test_postgresql_refuses_to_start_without_a_real_secret(
     tmp_path: Path, secret: str | None
 ) -> None:
-    env = cli_env("postgresql://postgres@127.0.0.1:5432/unused", secret)
-    result = akener(tmp_path, env, "serve", "--port", "1")
+    env = akener_env("postgresql://postgres@127.0.0.1:5432/unused", secret)
+    result = akener_cli(env, tmp_path, "serve", "--port", "1")
     assert result.returncode == 1
     assert "AKENER_SECRET_KEY" in result.stderr
     assert not (tmp_path / ".env").exists()
 
 
 def test_real_server_paths_headers_and_sizes(tmp_path: Path, database_url: str) -> None:
-    env = cli_env(database_url, TEST_SECRET)
-    with serve(tmp_path, env) as server:
+    env = akener_env(database_url, TEST_SECRET)
+    with AkenerServer(env, tmp_path) as server:
         for path in (
             b"//api/v1/keys",
             b"/%61pi/v1/keys",
