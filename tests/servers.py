@@ -56,7 +56,7 @@ def akener_env(database_url: str | None, secret: str | None, **extra: str) -> di
 def akener_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run one ``akener`` CLI command to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "akener", *args],
+        [*AKENER, *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -83,7 +83,7 @@ class AkenerServer:
 
     def __enter__(self) -> AkenerServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "akener", "serve", "--port", str(self.port)]
+        command = [*AKENER, "serve", "--port", str(self.port)]
         command += ["--server", self.server] if self.server else []
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
