@@ -108,3 +108,13 @@ class FakeClock:
     def advance(self, **delta: float) -> None:
         """Move time forward by ``timedelta(**delta)``."""
         self.now += timedelta(**delta)
+
+
+# The one-time panel renders a new key as an input's value.
+SECRET_RE = re.compile(r'value="(akener_[0-9a-f]{64})"')
+
+
+async def sign_in_owner(client: httpx.AsyncClient, runtime: Runtime) -> str:
+    """Create the owner (admin) and sign in as them; returns the session's CSRF token."""
+    await make_user(runtime, "owner@example.com", "admin", owner=True)
+    return await sign_in(client, "owner@example.com")

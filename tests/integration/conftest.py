@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from akener.app import AkenerApp
+from akener.runtime import Runtime
 from akener.settings import Settings
 from tests.factories import FakeClock
 
@@ -32,3 +33,15 @@ async def web(clocked_app: AkenerApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=clocked_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://akener.test") as client:
         yield client
+
+
+@pytest.fixture
+def rt(clocked_app: AkenerApp) -> Runtime:
+    """The runtime of ``clocked_app``."""
+    return clocked_app.runtime
+
+
+@pytest.fixture
+def timed(clocked_app: AkenerApp, web: httpx.AsyncClient) -> tuple[AkenerApp, httpx.AsyncClient]:
+    """``clocked_app`` and its client together."""
+    return clocked_app, web

@@ -9,24 +9,21 @@ from datetime import date, timedelta
 import httpx
 import pytest
 
-from akener.app import AkenerApp
 from akener.keys.models import ApiKey
 from akener.runtime import Runtime
 from akener.verify.models import KeyUsage
-from tests.factories import FakeClock, bearer, make_key, make_role, make_user, sign_in
+from tests.factories import (
+    SECRET_RE,
+    FakeClock,
+    bearer,
+    make_key,
+    make_role,
+    make_user,
+    sign_in,
+    sign_in_owner,
+)
 
-SECRET_RE = re.compile(r'value="(akener_[0-9a-f]{64})"')
 HOUR, DAY = 3600, 86400
-
-
-@pytest.fixture
-def rt(clocked_app: AkenerApp) -> Runtime:
-    return clocked_app.runtime
-
-
-async def owner(web: httpx.AsyncClient, rt: Runtime) -> str:
-    await make_user(rt, "owner@example.com", "admin", owner=True)
-    return await sign_in(web, "owner@example.com")
 
 
 async def load(rt: Runtime, key_id: str) -> ApiKey:
@@ -56,7 +53,7 @@ def section(page: str, title_id: str) -> str:
 async def test_key_page_shows_details_usage_and_history(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     made = await web.post(
         "/manage/api-keys",
         data={"csrf_token": csrf, "name": "Deploy <Pipeline>", "scope": "api_keys.read"},
@@ -135,7 +132,7 @@ async def test_without_audit_read_there_is_no_history_and_unknown_ids_are_404(
 async def test_rotate_with_each_grace_period(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock, grace: int
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     row, old = await make_key(rt, "Rotating", scopes=[])
     assert await whoami(web, old) == 200  # cached wherever a cache exists
     answer = await web.post(
@@ -200,7 +197,7 @@ async def _rotate_refused(
 async def test_rotation_errors_are_clear_and_change_nothing(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     _, api = await make_key(rt, "admin")
     inactive, _ = await make_key(rt, "Paused", scopes=[])
     await web.patch(f"/api/v1/keys/{inactive.id}", json={"status": "INACTIVE"}, headers=bearer(api))
@@ -251,7 +248,7 @@ async def test_rotate_needs_write_and_the_button_says_so(
 async def test_delete_page_of_an_active_key_offers_deactivate_instead(
     web: httpx.AsyncClient, rt: Runtime
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     row, key = await make_key(rt, "Suspicious", scopes=[])
     page = (await web.get(f"/manage/api-keys/{row.id}/delete")).text
     assert "Not sure? Deactivate it instead." in page

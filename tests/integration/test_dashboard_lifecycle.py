@@ -12,24 +12,17 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from akener.app import AkenerApp
 from akener.keys.models import ApiKey
 from akener.runtime import Runtime
-from tests.factories import FakeClock, bearer, make_key, make_user, sign_in
+from tests.factories import (
+    FakeClock,
+    bearer,
+    make_key,
+    sign_in_owner,
+)
 
 JSON = {"Accept": "application/json"}
-SECRET_RE = re.compile(r'value="(akener_[0-9a-f]{64})"')
 HOUR, DAY = 3600, 86400
-
-
-@pytest.fixture
-def rt(clocked_app: AkenerApp) -> Runtime:
-    return clocked_app.runtime
-
-
-async def owner(web: httpx.AsyncClient, rt: Runtime) -> str:
-    await make_user(rt, "owner@example.com", "admin", owner=True)
-    return await sign_in(web, "owner@example.com")
 
 
 async def load(rt: Runtime, key_id: str) -> ApiKey | None:
@@ -61,7 +54,7 @@ async def whoami(web: httpx.AsyncClient, key: str) -> int:
 async def test_create_with_each_expiry_preset(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock, choice: str, days: int | None
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     made = await web.post(
         "/manage/api-keys",
         data={"csrf_token": csrf, "name": "Preset", "expires_in": choice, "expires_on": ""},
@@ -75,7 +68,7 @@ async def test_create_with_each_expiry_preset(
 async def test_create_with_a_custom_date_expires_at_midnight_utc_and_then_is_refused(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     day = (clock.now + timedelta(days=3)).date()
     made = await web.post(
         "/manage/api-keys",
@@ -114,7 +107,7 @@ async def test_bad_expiry_gets_a_clear_message_and_creates_nothing(
     message: str,
     field: str,
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     date_text = clock.now.date().isoformat() if date_text == "today" else date_text
     data = {"csrf_token": csrf, "name": "Nope", "expires_in": choice, "expires_on": date_text}
     page = await web.post("/manage/api-keys", data=data)
@@ -132,7 +125,7 @@ async def test_bad_expiry_gets_a_clear_message_and_creates_nothing(
 async def test_the_plain_create_page_has_the_expiry_select_and_date(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
 ) -> None:
-    await owner(web, rt)
+    await sign_in_owner(web, rt)
     page = await web.get("/manage/api-keys/new")
     assert '<select id="f-expires_in" name="expires_in"' in page.text
     for value in ("never", "7", "30", "90", "custom"):
@@ -147,7 +140,7 @@ async def test_the_plain_create_page_has_the_expiry_select_and_date(
 async def test_expiring_notice_expired_state_and_toggle_follow_the_clock(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
 ) -> None:
-    csrf = await owner(web, rt)
+    csrf = await sign_in_owner(web, rt)
     soon, soon_key = await make_key(rt, "Soon", scopes=[])
     later, _ = await make_key(rt, "Later", scopes=[])
     off, _ = await make_key(rt, "Off soon", scopes=[])
@@ -198,7 +191,7 @@ async def test_expiring_notice_expired_state_and_toggle_follow_the_clock(
 async def test_notice_counts_all_but_names_at_most_ten(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
 ) -> None:
-    await owner(web, rt)
+    await sign_in_owner(web, rt)
     ids = [(await make_key(rt, f"batch {i:02}", scopes=[]))[0].id for i in range(12)]
     await set_expiry(
         rt, {key_id: clock.now + timedelta(hours=i + 1) for i, key_id in enumerate(ids)}

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
 from akener.app import AkenerApp
-from akener.settings import Settings
 from akener.verify.cache import CachedKey
 from tests.factories import FakeClock, bearer, make_key
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def timed(
-    settings: Settings, clock: FakeClock
-) -> AsyncIterator[tuple[AkenerApp, httpx.AsyncClient]]:
-    app = AkenerApp(settings, clock=clock)
-    async with app.running():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://akener.test") as client:
-            yield app, client
 
 
 async def test_an_expired_key_is_refused_at_the_instant_even_when_cached(
