@@ -64,7 +64,7 @@ async def create_key(
         peppers=runtime.peppers,
         now=runtime.clock(),
     )
-    return KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
+    return KeyCreated.of(row, plaintext)
 
 
 @router.get("/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 404))
@@ -119,7 +119,7 @@ async def rotate_key(
         peppers=runtime.peppers,
         now=runtime.clock(),
     )
-    return KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
+    return KeyCreated.of(row, plaintext)
 
 
 @router.delete("/keys/{key_id}", status_code=204, responses=responses(*AUTH, 404))

@@ -70,7 +70,7 @@ def create(
 
     row, plaintext = in_transaction(settings, work)
     if as_json:
-        created = KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
+        created = KeyCreated.of(row, plaintext)
         typer.echo(created.model_dump_json())
     else:
         typer.echo(plaintext)
@@ -167,7 +167,7 @@ def rotate(
 
     row, plaintext = in_transaction(settings, work)
     if as_json:
-        created = KeyCreated(**KeyRead.model_validate(row).model_dump(), key=plaintext)
+        created = KeyCreated.of(row, plaintext)
         typer.echo(created.model_dump_json())
     else:
         typer.echo(plaintext)

@@ -109,6 +109,11 @@ class KeyCreated(KeyRead):
 
     key: str
 
+    @classmethod
+    def of(cls, row: object, plaintext: str) -> KeyCreated:
+        """A stored key and the plaintext that was just made for it."""
+        return cls(**KeyRead.model_validate(row).model_dump(), key=plaintext)
+
 
 class KeyPage(BaseModel):
     """One page of keys, newest first."""
