@@ -21,6 +21,7 @@ from akener.keys.peppers import Peppers
 from akener.settings import Settings
 from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
+from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
 from akener.verify.service import Verifier
 from akener.verify.usage import UsageRecorder
@@ -38,6 +39,7 @@ class Runtime:
     usage: UsageRecorder
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
+    counter: HostChangeCounter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -66,12 +68,16 @@ class Runtime:
         sessionmaker = make_sessionmaker(engine)
         cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
         usage = UsageRecorder(sessionmaker)
-        listener, watch = None, None
+        listener, watch, counter = None, None, None
+        fresh: Callable[[], bool] | None = None
         if settings.is_sqlite:
             path = sqlite_path(make_url(settings.database_url).database)
             # An in-memory database lives in this process only: its own commits are all there is.
             watch = SqliteChangeWatch(path, cache) if path is not None else None
+            fresh = watch.check if watch is not None else None
         else:
+            counter = await open_host_counter(engine, settings.change_counter_dir, cache)
+            fresh = counter.check if counter is not None else None
             listener = PgChangeListener(
                 asyncpg_dsn(settings.database_url),
                 cache,
@@ -82,13 +88,24 @@ class Runtime:
             peppers,
             cache=cache,
             usage=usage,
-            fresh=watch.check if watch is not None else None,
+            fresh=fresh,
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
-        install_listeners(sessionmaker, [verifier.forget])
+        # Forget first, then tell the other processes of this host (before the answer is sent).
+        after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
+        install_listeners(sessionmaker, after_change)
         runtime = cls(
-            settings, engine, sessionmaker, peppers, verifier, usage, listener, watch, clock=clock
+            settings,
+            engine,
+            sessionmaker,
+            peppers,
+            verifier,
+            usage,
+            listener,
+            watch,
+            counter,
+            clock=clock,
         )
         if listener is not None:
             await listener.start()
@@ -109,4 +126,6 @@ class Runtime:
         await self.usage.flush()
         if self.watch is not None:
             self.watch.close()
+        if self.counter is not None:
+            self.counter.close()
         await self.engine.dispose()

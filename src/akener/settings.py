@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     cache_max_unknown: int = Field(default=65_536, ge=1)
     usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
     listener_check_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
+    change_counter_dir: str | None = None
 
     @field_validator("database_url")
     @classmethod

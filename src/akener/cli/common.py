@@ -14,6 +14,7 @@ from akener.db.engine import begin_write, make_engine, make_sessionmaker
 from akener.errors import AkenerError, InvalidInput, ServiceUnavailable
 from akener.keys.events import install_listeners
 from akener.settings import Settings
+from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 
 T = TypeVar("T")
 
@@ -28,9 +29,13 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
 
     async def _run() -> T:
         engine = make_engine(settings.database_url)
+        counter: HostChangeCounter | None = None
         try:
             sessionmaker = make_sessionmaker(engine)
-            install_listeners(sessionmaker, [])
+            # On PostgreSQL the servers of this host learn of the change before the command ends.
+            if not settings.is_sqlite:
+                counter = await open_host_counter(engine, settings.change_counter_dir)
+            install_listeners(sessionmaker, [counter.bump] if counter is not None else [])
             async with sessionmaker() as session:
                 await begin_write(session)
                 result = await work(session)
@@ -45,6 +50,8 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
                 "('akener db upgrade')"
             ) from exc
         finally:
+            if counter is not None:
+                counter.close()
             await engine.dispose()
 
     return asyncio.run(_run())
