@@ -23,7 +23,9 @@ from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
 from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
+from akener.verify.retire import DigestRetirer
 from akener.verify.service import Verifier
+from akener.verify.throttle import FailureThrottle, parse_networks
 from akener.verify.usage import UsageRecorder
 
 
@@ -89,6 +91,9 @@ class Runtime:
             cache=cache,
             usage=usage,
             fresh=fresh,
+            throttle=FailureThrottle(settings.verify_max_failures, settings.verify_failure_window),
+            retirer=DigestRetirer(sessionmaker),
+            proxies=parse_networks(settings.trusted_proxies),
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
@@ -123,6 +128,8 @@ class Runtime:
         self.tasks.clear()
         if self.listener is not None:
             await self.listener.close()
+        if self.verifier.retirer is not None:
+            await self.verifier.retirer.wait()
         await self.usage.flush()
         if self.watch is not None:
             self.watch.close()

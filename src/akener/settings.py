@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from akener.verify.throttle import parse_networks
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./akener.db"
 
 # Values people paste from examples; refused as a production secret.
@@ -46,6 +48,11 @@ class Settings(BaseSettings):
     cache_max_unknown: int = Field(default=65_536, ge=1)
     usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
     listener_check_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Failed key checks that needed the database, per client address and window (0: no limit).
+    verify_max_failures: int = Field(default=100, ge=0)
+    verify_failure_window: float = Field(default=10.0, gt=0, le=3600)
+    # Addresses (or networks) whose X-Forwarded-For is believed, comma separated.
+    trusted_proxies: str = ""
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None
 
@@ -63,6 +70,13 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        """Refuse anything but addresses and networks."""
+        parse_networks(value)
+        return value
 
     def peppers(self) -> dict[int, bytes]:
         """Secret per pepper version, current version included."""

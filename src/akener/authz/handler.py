@@ -12,6 +12,8 @@ once per cache entry. Any method is accepted.
   (``/authz?scope=a&scope=b``, set in the proxy's auth address) and from
   ``X-Akener-Required-Scope`` request headers (for Envoy, whose ``path_prefix`` makes the path
   ``/authz/<original path>``: the query then belongs to the client and is ignored).
+* 429 — this client address had too many failed checks that needed the database
+  (docs/verification.md, "Floods of unknown keys"); a cached key is still answered.
 * 503 — akener cannot decide (database unreachable and nothing trustworthy cached).
 
 Each decision is logged at DEBUG only (docs/verification.md, "Logging"); the key never is.
@@ -26,7 +28,7 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
 
-from akener.errors import ServiceUnavailable
+from akener.errors import RateLimited, ServiceUnavailable
 from akener.keys import tokens
 from akener.verify.bearer import MISSING_MESSAGE, REJECTED_MESSAGE, bearer_credential
 from akener.verify.cache import MISS, CachedKey
@@ -59,6 +61,7 @@ _BEARER = (b"www-authenticate", b"Bearer")
 _MISSING = _error(401, "UNAUTHORIZED", MISSING_MESSAGE, _BEARER)
 _REJECTED = _error(401, "UNAUTHORIZED", REJECTED_MESSAGE, _BEARER)
 _FORBIDDEN = _error(403, "FORBIDDEN", "the key lacks a scope this route requires")
+_RATE_LIMITED = _error(429, "RATE_LIMITED", "too many failed key checks from this address")
 _UNAVAILABLE = _error(503, "SERVICE_UNAVAILABLE", "cannot check the key right now")
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 
@@ -107,10 +110,15 @@ class ForwardAuth:
         verifier = self.verifier
         entry = verifier.cached(key)
         if entry is MISS:
+            peer = scope.get("client")
+            client = verifier.client(peer[0] if peer else None, scope["headers"])
             try:
-                entry = await verifier.lookup(key)
+                entry = await verifier.lookup(key, client)
             except ServiceUnavailable:
                 await self._answer(send, _UNAVAILABLE, scope)
+                return
+            except RateLimited:
+                await self._answer(send, _RATE_LIMITED, scope)
                 return
         if (
             entry is None
