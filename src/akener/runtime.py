@@ -130,7 +130,7 @@ class Runtime:
             await self.listener.close()
         if self.verifier.retirer is not None:
             await self.verifier.retirer.wait()
-        await self.usage.flush()
+        await self.usage.close()
         if self.watch is not None:
             self.watch.close()
         if self.counter is not None:

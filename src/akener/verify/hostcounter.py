@@ -140,8 +140,14 @@ class HostChangeCounter:
             return
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            (n,) = _COUNTER.unpack(self._map[:_SIZE])
-            self._map[:_SIZE] = _COUNTER.pack((n + 1) & 0xFFFF_FFFF_FFFF_FFFF)
+            before = self._map[:_SIZE]
+            (n,) = _COUNTER.unpack(before)
+            after = _COUNTER.pack((n + 1) & 0xFFFF_FFFF_FFFF_FFFF)
+            self._map[:_SIZE] = after
+            if self._seen == before:
+                # Our own change, and nothing unseen before it: this process already forgot
+                # the key itself, so its cache need not be emptied.
+                self._seen = after
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
