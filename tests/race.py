@@ -26,9 +26,8 @@ class Probes:
         return [p for p in self.seen if p[0] > instant and p[2] == 200]
 
     def window(self, instant: float) -> float:
-        """How long after ``instant`` a request was still being accepted (0: never)."""
-        late = [p[1] - instant for p in self.seen if p[2] == 200 and p[1] > instant]
-        return max(late, default=0.0)
+        """How long after ``instant`` a request sent then was still accepted (0: none was)."""
+        return max((p[0] - instant for p in self.accepted_after(instant)), default=0.0)
 
 
 async def _probe(url: str, key: str, stop: asyncio.Event, out: Probes, warm: asyncio.Event) -> None:
