@@ -13,13 +13,16 @@ from typer.testing import CliRunner
 
 from akener.accounts.permissions import CLI_PRINCIPAL
 from akener.cli import app as cli
+from akener.db.engine import make_engine, make_sessionmaker
 from akener.keys import service
+from akener.keys.models import ApiKey
 from akener.runtime import Runtime
 from akener.settings import Settings
 from akener.verify.models import KeyUsage
 from tests.conftest import TEST_SECRET
 from tests.factories import bearer, make_key
 from tests.helpers import count_statements
+from tests.servers import free_port
 
 
 async def test_requests_are_counted_in_batches(client: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -111,3 +114,29 @@ def test_keys_list_shows_usage(settings: Settings, monkeypatch: pytest.MonkeyPat
     assert "never" not in line
     as_json = CliRunner().invoke(cli, ["keys", "list", "--json"])
     assert json.loads(as_json.stdout)["request_count"] == 3
+
+
+async def test_counts_survive_failed_flushes_and_are_written_when_the_database_is_back(
+    runtime: Runtime,
+) -> None:
+    row, _ = await make_key(runtime, "patient", scopes=[])
+    usage = runtime.usage
+    working = usage._sessionmaker
+    # A database nobody answers for: every flush fails with a real connection error.
+    gone = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    usage._sessionmaker = make_sessionmaker(gone)
+    try:
+        for round_ in range(3):
+            for _ in range(4):
+                usage.record(row.id)
+            assert await usage.flush() is False
+            assert usage.pending == 4 * (round_ + 1)  # kept and merged, nothing lost
+    finally:
+        usage._sessionmaker = working
+        await gone.dispose()
+    usage.record(row.id)
+    assert await usage.flush() is True
+    assert usage.pending == 0
+    async with runtime.sessionmaker() as session:
+        stored = await session.get(ApiKey, row.id)
+        assert stored is not None and stored.request_count == 13
