@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from akener.accounts.permissions import CLI_PRINCIPAL
@@ -140,3 +141,31 @@ async def test_counts_survive_failed_flushes_and_are_written_when_the_database_i
     async with runtime.sessionmaker() as session:
         stored = await session.get(ApiKey, row.id)
         assert stored is not None and stored.request_count == 13
+
+
+@pytest.mark.postgres_only
+async def test_a_flush_that_loses_a_deadlock_tries_again(
+    runtime: Runtime, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = sorted(
+        [(await make_key(runtime, f"d{i}", scopes=[]))[0] for i in range(2)], key=lambda r: r.id
+    )
+    first, second = (row.id for row in made)
+    for key_id in (first, second):
+        runtime.usage.record(key_id)
+    lock = "SELECT id FROM api_keys WHERE id = :id FOR UPDATE"
+    caplog.set_level(logging.INFO, logger="akener.verify")
+    async with runtime.engine.connect() as other:
+        await other.begin()
+        await other.execute(text(lock), {"id": second})  # another transaction holds the second row
+        flush = asyncio.create_task(runtime.usage.flush())
+        await asyncio.sleep(0.3)  # the flush holds the first row and waits for the second
+        # Now the other transaction wants the first row: a deadlock, which PostgreSQL breaks by
+        # aborting the transaction that waited longest, the flush's.
+        await other.execute(text(lock), {"id": first})
+        await other.commit()
+    assert await flush is True
+    assert "retrying after" in caplog.text and "40P01" in caplog.text
+    async with runtime.sessionmaker() as session:
+        counts = [(await session.get(ApiKey, key_id)).request_count for key_id in (first, second)]  # type: ignore[union-attr]
+    assert counts == [1, 1]
