@@ -39,10 +39,13 @@ FORGED = {
 }
 
 
-def doc_block(language: str, index: int = 0) -> str:
-    """The ``index``-th fenced code block of ``language`` in docs/forward-auth.md."""
+def doc_block(language: str, containing: str = "") -> str:
+    """The one fenced code block of ``language`` in docs/forward-auth.md that contains
+    ``containing``."""
     blocks = re.findall(rf"^```{language}\n(.*?)^```$", DOC.read_text(), re.M | re.S)
-    return str(blocks[index])
+    found = [str(block) for block in blocks if containing in block]
+    assert len(found) == 1, f"{len(found)} {language} blocks contain {containing!r}"
+    return found[0]
 
 
 def replace_once(text: str, old: str, new: str) -> str:
