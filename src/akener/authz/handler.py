@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from akener.errors import ServiceUnavailable
 from akener.keys import tokens
+from akener.logs import redact
 from akener.verify.bearer import MISSING_MESSAGE, REJECTED_MESSAGE, bearer_credential
 from akener.verify.cache import MISS, CachedKey
 from akener.verify.service import Verifier
@@ -193,7 +194,7 @@ class ForwardAuth:
         self._warned_at = now
         log.warning(
             "authz query not understood: refusing every request until the proxy is fixed",
-            extra={"query": query.decode("latin-1")[:200], "code": "AUTHZ_MISCONFIGURED"},
+            extra={"query": redact(query.decode("latin-1"))[:200], "code": "AUTHZ_MISCONFIGURED"},
         )
 
     async def _answer(
