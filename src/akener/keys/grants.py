@@ -59,6 +59,13 @@ def is_self(actor: Principal, key: ApiKey) -> bool:
     return actor.kind == "key" and actor.id == key.id
 
 
+def may_widen(actor: Principal, key: ApiKey) -> bool:
+    """True when ``actor`` may rotate, switch on or extend ``key`` (what pages show as enabled)."""
+    return actor.is_trusted or (
+        not is_self(actor, key) and not actor.missing_grants(key.effective_scopes)
+    )
+
+
 def require_may_change(actor: Principal, key: ApiKey, change: Widening) -> None:
     """Raise PermissionDenied unless ``actor`` may make ``change`` to ``key``."""
     if not change.widens or actor.is_trusted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,10 @@ from akener.keys.repository import KeyRepository
 from akener.keys.schemas import MAX_GRACE_SECONDS
 
 MAX_PAGE = 100
+
+
+class AlreadyRotated(Conflict):
+    """A rotation asked for a key whose secret changed since the asker last saw it."""
 
 
 class Unset:
@@ -185,8 +190,13 @@ async def rotate_key(
     grace_period_seconds: int,
     peppers: Peppers,
     now: datetime | None = None,
+    unchanged: Callable[[ApiKey], bool] | None = None,
 ) -> tuple[ApiKey, str]:
-    """Give a key a new secret; the old one keeps working for the grace period, then never."""
+    """Give a key a new secret; the old one keeps working for the grace period, then never.
+
+    ``unchanged`` (checked under the row lock) tells whether the key is still the one the
+    asker saw; if not, AlreadyRotated is raised and nothing changes (a replayed form).
+    """
     actor.require(API_KEYS_WRITE)
     now = now or utcnow()
     if not 0 <= grace_period_seconds <= MAX_GRACE_SECONDS:
@@ -196,6 +206,8 @@ async def rotate_key(
         )
     # Locked, so the checks below and the change are one step: no concurrent change in between.
     key = await _load(session, key_id, for_update=True)
+    if unchanged is not None and not unchanged(key):
+        raise AlreadyRotated("this key was rotated since that page was shown; nothing changed")
     grants.require_may_change(actor, key, grants.Widening(rotate_grace=grace_period_seconds))
     if not key.is_active:
         raise Conflict("an inactive key cannot be rotated; activate it first or create a new key")
