@@ -8,11 +8,20 @@ import re
 import httpx
 from sqlalchemy import update
 
+from akener.accounts.models import Role
 from akener.db.engine import begin_write
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
 from akener.runtime import Runtime
-from tests.factories import SECRET_RE, bearer, make_key, make_user, sign_in, sign_in_owner
+from tests.factories import (
+    SECRET_RE,
+    bearer,
+    make_key,
+    make_role,
+    make_user,
+    sign_in,
+    sign_in_owner,
+)
 from tests.integration.test_dashboard_key_page import load, rotate_token, whoami
 
 
@@ -149,3 +158,31 @@ async def test_the_key_page_shows_suspended_scopes(web: httpx.AsyncClient, rt: R
     _, admin = await make_key(rt, "admin")
     read = await web.get(f"/api/v1/keys/{row.id}", headers=bearer(admin))
     assert read.json()["suspended_scopes"] == ["metrics.read"]
+
+
+async def test_a_role_with_suspended_names_says_so_and_saving_grants_only_what_is_ticked(
+    web: httpx.AsyncClient, rt: Runtime
+) -> None:
+    csrf = await sign_in_owner(web, rt)
+    role = await make_role(rt, "Watchers", ["metrics.read", "audit.read"])
+    async with rt.sessionmaker() as session:  # as migration 0007 leaves it
+        await session.execute(
+            update(Role).where(Role.id == role.id).values(suspended_permissions=["metrics.read"])
+        )
+        await session.commit()
+    page = html.unescape((await web.get(f"/manage/roles/{role.id}")).text)
+    assert "Suspended: <code>metrics.read</code>" in page
+    assert not re.search(r'value="metrics.read"[^>]*checked', page)
+    assert re.search(r'value="audit.read"[^>]*checked', page)
+    form = {"csrf_token": csrf, "name": "Watchers", "description": "", "permission": "audit.read"}
+    saved = await web.post(f"/manage/roles/{role.id}", data=form)
+    assert saved.status_code == 303
+    async with rt.sessionmaker() as session:
+        stored = await session.get(Role, role.id)
+        assert stored is not None
+        assert (stored.permissions, stored.suspended_permissions) == (["audit.read"], [])
+    form["permission"] = ["audit.read", "metrics.read"]  # type: ignore[assignment]
+    assert (await web.post(f"/manage/roles/{role.id}", data=form)).status_code == 303
+    async with rt.sessionmaker() as session:
+        stored = await session.get(Role, role.id)
+        assert stored is not None and stored.granted == {"audit.read", "metrics.read"}
