@@ -15,15 +15,20 @@ NAME_MAX = 100
 SCOPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-/*]{0,99}")
 MAX_SCOPES = 64
 # What the server accepts as one scope, for the OpenAPI document (validation is clean_scopes):
-# a real akener permission, or a free-form name outside akener's reserved namespaces.
+# a real akener permission, or a free-form name outside akener's reserved namespaces. The end of
+# input is written (?![\s\S]) because "$" also matches before a final newline in Python's re.
+_END = r"(?![\s\S])"
 SCOPE_PATTERN = (
     "^(?:"
     + "|".join(re.escape(p) for p in ALL_PERMISSIONS)
     + "|(?!(?:"
     + "|".join(RESERVED_NAMESPACES)
-    + ")(?:\\.|$))"
+    + ")(?:\\.|"
+    + _END
+    + "))"
     + SCOPE_RE.pattern
-    + ")$"
+    + ")"
+    + _END
 )
 
 
