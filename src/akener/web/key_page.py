@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from akener.accounts.permissions import API_KEYS_WRITE, AUDIT_READ, Principal
+from akener.accounts.permissions import API_KEYS_READ, API_KEYS_WRITE, AUDIT_READ, Principal
 from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.audit import service as audit
 from akener.audit.actors import describe_actors
@@ -149,6 +149,7 @@ async def rotate(
 
 @router.get("/{key_id}/rotate")
 @router.get("/{key_id}/status")
-async def action_by_get(key_id: str, _me: CurrentUser) -> Response:
+async def action_by_get(key_id: str, me: CurrentUser) -> Response:
     """An action URL opened by GET (a bookmark, a reload) changes nothing: go to the key page."""
+    me.principal.require(API_KEYS_READ)  # as the key page itself
     return see_other(key_url(key_id))
