@@ -81,9 +81,11 @@ async def update_key(
     actor: Actor,
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> KeyRead:
-    """Switch a key ACTIVE/INACTIVE, rename it, set or clear (null) its expiry.
+    """Switch a key ACTIVE/INACTIVE, rename it, set or clear (null) its expiry, replace its scopes.
 
-    INACTIVE is refused from the very next request.
+    INACTIVE is refused from the very next request. Switching a key on, extending or clearing
+    its expiry and adding scopes need every scope the key holds (and every one added); a key
+    can do none of these to itself.
     """
     expiry = body.expires_at if "expires_at" in body.model_fields_set else service.UNSET
     row = await service.update_key(
@@ -93,6 +95,7 @@ async def update_key(
         status=body.status,
         name=body.name,
         expires_at=expiry,
+        scopes=body.scopes,
         now=runtime.clock(),
     )
     return KeyRead.model_validate(row)
@@ -110,7 +113,10 @@ async def rotate_key(
     actor: Actor,
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> KeyCreated:
-    """Give the key a new secret, shown this once. The old secret works for the grace period."""
+    """Give the key a new secret, shown this once. The old secret works for the grace period.
+
+    Needs every scope the key holds. A key may rotate itself only with a grace period of 0.
+    """
     row, plaintext = await service.rotate_key(
         session,
         actor,

@@ -16,7 +16,7 @@ from akener.errors import InvalidInput
 from akener.keys import service, tokens
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
-from akener.keys.schemas import KeyCreate, KeyCreated, KeyRead
+from akener.keys.schemas import KeyCreate, KeyCreated, KeyRead, KeyUpdate
 from akener.settings import Settings
 
 app = typer.Typer(help="Create, list, switch on/off and delete API keys.", no_args_is_help=True)
@@ -144,6 +144,73 @@ def activate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 def deactivate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Switch a key off: it is refused from now on, and can be switched on again."""
     _set_status(key_id, KeyStatus.INACTIVE)
+
+
+@app.command("update")
+def update(
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="The key's scopes from now on, all of them (repeat); listing a suspended one"
+            " grants it again.",
+        ),
+    ] = None,
+    no_scopes: Annotated[
+        bool, typer.Option("--no-scopes", help="Take every scope away from the key.")
+    ] = False,
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Expire after this long from now: 90d, 12h.")
+    ] = None,
+    expires_at: Annotated[
+        str | None, typer.Option("--expires-at", help="Expire at this ISO 8601 date or time.")
+    ] = None,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="Clear the key's expiry.")
+    ] = False,
+) -> None:
+    """Rename a key, replace its scopes, or set or clear its expiry (the operator may grant any)."""
+    if sum(map(bool, (expires_in, expires_at, never_expires))) > 1:
+        raise InvalidInput("give one of --expires-in, --expires-at and --never-expires")
+    if scope and no_scopes:
+        raise InvalidInput("give --scope or --no-scopes, not both")
+    expiry: datetime | service.Unset | None = service.UNSET
+    if expires_at:
+        expiry = parse_instant(expires_at, "--expires-at")
+    elif expires_in:
+        expiry = utcnow() + parse_duration(expires_in, "--expires-in")
+    elif never_expires:
+        expiry = None
+    fields: dict[str, object] = {"name": name, "scopes": [] if no_scopes else scope}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if isinstance(expiry, service.Unset) and not fields:
+        raise InvalidInput("give --name, --scope, --no-scopes or an expiry option")
+    try:
+        body = KeyUpdate.model_validate(
+            fields if isinstance(expiry, service.Unset) else {**fields, "expires_at": expiry}
+        )
+    except ValidationError as exc:
+        raise InvalidInput(
+            "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        ) from None
+    settings = load_settings()
+
+    async def work(session: AsyncSession) -> ApiKey:
+        return await service.update_key(
+            session,
+            CLI_PRINCIPAL,
+            key_id,
+            name=body.name,
+            scopes=body.scopes,
+            expires_at=expiry,
+        )
+
+    row = in_transaction(settings, work)
+    scopes = ", ".join(row.scopes) or "none"
+    until = row.expires_at.isoformat() if row.expires_at else "never"
+    typer.echo(f"Updated key {row.name!r} ({row.id}): scopes {scopes}; expires {until}.", err=True)
 
 
 @app.command("rotate")

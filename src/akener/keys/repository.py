@@ -54,6 +54,19 @@ class KeyRepository:
         """The key with that id, or None."""
         return await self.session.get(ApiKey, key_id)
 
+    async def get_for_update(self, key_id: str) -> ApiKey | None:
+        """The key with that id, its row locked until the transaction ends (PostgreSQL).
+
+        SQLite needs no row lock: a writing transaction there holds the database's write lock.
+        """
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.id == key_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalars().first()
+
     async def get_by_ids(self, key_ids: Sequence[str]) -> list[ApiKey]:
         """The keys with these ids (unknown ids are simply absent)."""
         stmt = select(ApiKey).where(ApiKey.id.in_([i for i in key_ids if len(i) <= 32]))

@@ -72,7 +72,7 @@ def entry_from_row(row: ApiKey, digests: list[str]) -> CachedKey:
     return CachedKey(
         id=row.id,
         name=row.name,
-        scopes=frozenset(row.scopes),
+        scopes=row.effective_scopes,
         active=row.status == KeyStatus.ACTIVE.value,
         expires_at=min(ends).timestamp() if ends else None,
     )
