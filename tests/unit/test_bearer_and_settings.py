@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from akener.errors import AuthenticationFailed
+from akener.installation.home import write_env_atomically
 from akener.logs import JsonFormatter, redact
-from akener.settings import Settings, secret_problem, write_local_secret
+from akener.settings import Settings, secret_problem
 from akener.verify.bearer import MISSING_MESSAGE, authorization_values, parse_bearer
 
 KEY = "akener_" + "ab" * 32
@@ -63,8 +64,12 @@ def test_database_url_driver_is_chosen() -> None:
     [
         (None, "not set"),
         ("changeme", "placeholder"),
-        ("short-but-real", "at least 32"),
-        ("x" * 40, None),
+        (" CHANGEME ", "placeholder"),
+        ("changeme" * 5, "placeholder"),
+        ("x" * 40, "placeholder"),
+        ("<a long random secret>", "placeholder"),
+        ("short-but-real", "shorter than 32"),
+        ("k3Jd8-wQpL2zR7vN0aYc5TgH1mXe6sBf", None),
     ],
 )
 def test_secret_rules(secret: str | None, problem: str | None) -> None:
@@ -74,6 +79,10 @@ def test_secret_rules(secret: str | None, problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None and problem in found
+        # a weak secret that keys depend on can stay as an old version: the line says how
+        if secret is not None:
+            assert "AKENER_OLD_SECRET_KEYS=1:<weak secret>" in found
+            assert "AKENER_SECRET_KEY_VERSION=2" in found
 
 
 def test_old_secrets_keep_their_versions() -> None:
@@ -89,12 +98,14 @@ def test_old_secrets_keep_their_versions() -> None:
         bad.peppers()
 
 
-def test_write_local_secret_appends_and_is_private(tmp_path: Path) -> None:
+def test_generated_env_is_written_atomically_and_is_private(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("OTHER=1")
-    write_local_secret(env, "s3cret")
+    env.chmod(0o644)
+    write_env_atomically(env, "s3cret")
     assert env.read_text() == "OTHER=1\nAKENER_SECRET_KEY=s3cret\n"
-    assert env.stat().st_mode & 0o077 == 0
+    assert env.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no temporary file left behind
 
 
 @pytest.mark.parametrize(

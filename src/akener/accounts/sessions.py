@@ -169,10 +169,32 @@ async def log_out(session: AsyncSession, token: str | None) -> None:
         await SessionRepository(session).delete_by_digest(token_digest(token))
 
 
-def setup_token(secret: bytes) -> str:
-    """The token of the first-run setup link, derived from the server secret.
+SETUP_LINK_LIFETIME = timedelta(hours=24)
 
-    Every process and ``akener serve`` agree on it without storing anything, and only someone
-    who holds the secret (the operator) can know it.
+
+def _setup_mac(secret: bytes, expires: int) -> str:
+    message = b"akener/first-run-setup/" + str(expires).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def setup_token(secret: bytes, now: datetime | None = None) -> str:
+    """The token of a first-run setup link, valid for 24 hours: its expiry and an HMAC of it
+    under the server secret.
+
+    Every process agrees on it without storing anything, and only someone who holds the secret
+    (the operator) can make one.
     """
-    return hmac.new(secret, b"akener/first-run-setup", hashlib.sha256).hexdigest()[:32]
+    expires = int(((now or utcnow()) + SETUP_LINK_LIFETIME).timestamp())
+    return f"{expires}.{_setup_mac(secret, expires)}"
+
+
+def setup_token_valid(secret: bytes, token: str, now: datetime | None = None) -> bool:
+    """True for a token made with ``secret`` that has not expired yet."""
+    expires_text, _, mac = token.partition(".")
+    if not secret or not (expires_text.isascii() and expires_text.isdigit()) or len(mac) != 32:
+        return False
+    expires = int(expires_text)
+    moment = (now or utcnow()).timestamp()
+    if not moment < expires <= moment + SETUP_LINK_LIFETIME.total_seconds() + 60:
+        return False
+    return hmac.compare_digest(mac.encode(), _setup_mac(secret, expires).encode())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,6 +18,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            envvar="AKENER_HOME",
+            help="The installation's directory (its .env and SQLite database)"
+            " [default: AKENER_HOME or the working directory].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Self-hosted API key service. Run 'akener serve' to start it."""
+
+
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
