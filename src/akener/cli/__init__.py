@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 
 from akener.cli import audit, db, keys, serve, users
 from akener.errors import AkenerError
+from akener.installation.home import HOME_VARIABLE, home_directory
 
 app = typer.Typer(
     name="akener",
@@ -34,6 +36,9 @@ def options(
     ] = None,
 ) -> None:
     """Self-hosted API key service. Run 'akener serve' to start it."""
+    if home is not None:
+        # Every command (and the server's workers) finds the installation through it.
+        os.environ[HOME_VARIABLE] = str(home_directory(home))
 
 
 app.command("serve")(serve.serve)

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-import click
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +22,7 @@ T = TypeVar("T")
 
 def find_installation() -> Installation:
     """The installation of ``--dir``, ``AKENER_HOME`` or the working directory."""
-    context = click.get_current_context(silent=True)
-    explicit = context.find_root().params.get("home") if context is not None else None
-    return locate(explicit)
+    return locate()
 
 
 def load_settings() -> Settings:
