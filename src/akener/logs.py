@@ -101,6 +101,10 @@ def configure_logging(level: str = "info") -> None:
     # Driver loggers show statements with their parameters at debug level: never below info.
     for name in ("aiosqlite", "asyncpg"):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+    # At debug level SQLAlchemy shows the statements; engines are made with hide_parameters.
+    logging.getLogger("sqlalchemy.engine").setLevel(
+        logging.INFO if root.level <= logging.DEBUG else logging.WARNING
+    )
     # Our own access log replaces uvicorn's (it logs no headers and no query string).
     logging.getLogger("uvicorn.access").disabled = True
 

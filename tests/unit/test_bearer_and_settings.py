@@ -133,3 +133,34 @@ def test_json_formatter_redacts_messages_and_extra_fields() -> None:
     assert KEY not in line
     assert data["message"] == "got akener_[REDACTED]"
     assert data["path"] == "/k/akener_[REDACTED]"
+
+
+MIXED = "akener_" + "0123456789abcdef" * 4
+ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        MIXED.removeprefix("akener_"),  # the bare 64-hex body
+        MIXED.removeprefix("akener_").upper(),
+        *(sep.join(MIXED) for sep in ZERO_WIDTH),  # broken up by an invisible character
+        "\u200b".join(MIXED.removeprefix("akener_")),
+        MIXED.replace("a", "\u0430").replace("e", "\u0435"),  # Cyrillic look-alikes
+        MIXED.replace("k", "\u03ba").replace("o", "\u03bf"),  # Greek look-alikes
+        "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in MIXED),  # fullwidth forms
+        "".join(chr(0x1D7CE + int(c)) if c.isdigit() else c for c in MIXED),  # math digits
+    ],
+)
+def test_redaction_sees_through_bare_and_disguised_keys(disguised: str) -> None:
+    cleaned = redact(f"user pasted «{disguised}» here")
+    assert "REDACTED" in cleaned
+    assert cleaned.startswith("user pasted «") and cleaned.endswith("» here")
+    body = MIXED.removeprefix("akener_")
+    skeleton = "".join(c for c in cleaned.lower() if c.isascii() and c.isalnum())
+    assert body[:16] not in skeleton and body[-16:] not in skeleton
+
+
+def test_redaction_leaves_ordinary_text_alone() -> None:
+    text = "Zoë's café key “Deploy” — 42 requests, id 3f2a9c"
+    assert redact(text) == text
