@@ -19,6 +19,7 @@ from akener.api.limits import BodySizeLimitMiddleware
 from akener.api.verify import router as verify_router
 from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
+from akener.installation.home import locate
 from akener.logs import RequestLogMiddleware, configure_logging
 from akener.runtime import Runtime
 from akener.settings import Settings
@@ -126,6 +127,6 @@ class AkenerApp:
 
 def create_app() -> AkenerApp:
     """Server factory (``uvicorn --factory akener.app:create_app``), settings from env."""
-    settings = Settings()
+    settings = locate().settings  # AKENER_HOME (set by 'akener serve') or the working directory
     configure_logging(settings.log_level)
     return AkenerApp(settings)

@@ -10,15 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
-from akener.db.engine import make_engine, make_sessionmaker
+from akener.db.engine import begin_write, make_engine, make_sessionmaker
 from akener.db.migrate import current_revision, head_revision
 from akener.errors import InvalidInput
+from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
-from akener.settings import Settings
+from akener.settings import Settings, secret_problem
 from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
@@ -49,26 +51,35 @@ class Runtime:
         check_schema: bool = True,
         clock: Callable[[], datetime] = utcnow,
     ) -> Runtime:
-        """Open the database and build the verifier; refuse to run on an unmigrated schema."""
+        """Open the database and build the verifier; refuse to run on a weak or wrong server
+        secret (whatever the entry point: ``akener serve``, the ASGI factory, each worker) and
+        on an unmigrated schema."""
+        problem = secret_problem(settings)
+        if problem:
+            raise InvalidInput(problem)
         secrets_by_version = settings.peppers()
-        if settings.secret_key_version not in secrets_by_version:
-            raise InvalidInput("AKENER_SECRET_KEY is not set")
         peppers = Peppers.from_secrets(secrets_by_version, settings.secret_key_version)
+        path = sqlite_path(make_url(settings.database_url).database) if settings.is_sqlite else None
+        if check_schema and path is not None and not path.exists():
+            raise InvalidInput(f"no database at {path}; run 'akener db upgrade' or 'akener serve'")
         engine = make_engine(settings.database_url)
-        if check_schema:
-            revision, head = await current_revision(engine), head_revision()
-            if revision != head:
-                await engine.dispose()
-                raise InvalidInput(
-                    f"the database schema is at {revision or 'nothing'}, not {head}; "
-                    "run 'akener db upgrade'"
-                )
         sessionmaker = make_sessionmaker(engine)
+        if check_schema:
+            try:
+                revision, head = await current_revision(engine), head_revision()
+                if revision != head:
+                    raise InvalidInput(
+                        f"the database schema is at {revision or 'nothing'}, not {head}; "
+                        "run 'akener db upgrade'"
+                    )
+                await record_secrets(sessionmaker, secrets_by_version)
+            except BaseException:
+                await engine.dispose()
+                raise
         cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
         usage = UsageRecorder(sessionmaker)
         listener, watch = None, None
         if settings.is_sqlite:
-            path = sqlite_path(make_url(settings.database_url).database)
             # An in-memory database lives in this process only: its own commits are all there is.
             watch = SqliteChangeWatch(path, cache) if path is not None else None
         else:
@@ -110,3 +121,23 @@ class Runtime:
         if self.watch is not None:
             self.watch.close()
         await self.engine.dispose()
+
+
+SECRETS_WHERE = "the .env (or environment) of every akener process"
+
+
+async def record_secrets(
+    sessionmaker: async_sessionmaker[AsyncSession], secrets_by_version: dict[int, bytes]
+) -> None:
+    """Check the secrets against the stored fingerprints and record new versions' ones (workers
+    starting together may race to insert the same row: the loser checks again)."""
+    for attempt in range(3):
+        try:
+            async with sessionmaker() as session:
+                await begin_write(session)
+                await check_secrets(session, secrets_by_version, SECRETS_WHERE)
+                await session.commit()
+                return
+        except IntegrityError:
+            if attempt == 2:
+                raise

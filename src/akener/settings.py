@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./akener.db"
 
-# Values people paste from examples; refused as a production secret.
+# Values people paste from examples (the docs' own example included); never a server secret.
 PLACEHOLDER_SECRETS = frozenset(
-    {"", "changeme", "change-me", "secret", "please-change-me", "your-secret-key", "test", "dev"}
+    {
+        "",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changeit",
+        "secret",
+        "secretkey",
+        "secret-key",
+        "secret_key",
+        "mysecret",
+        "supersecret",
+        "password",
+        "please-change-me",
+        "replace-me",
+        "your-secret-key",
+        "your_secret_key",
+        "your-secret-here",
+        "insecure",
+        "example",
+        "test",
+        "dev",
+        "akener",
+        "akener-secret-key",
+        "<a long random secret>",
+    }
 )
 MIN_SECRET_LENGTH = 32
 
@@ -75,21 +98,34 @@ class Settings(BaseSettings):
         return found
 
 
+GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _is_placeholder(value: str) -> bool:
+    folded = value.strip().lower()
+    if folded in PLACEHOLDER_SECRETS or len(set(folded)) <= 1:
+        return True
+    # "changemechangeme…" padded to the minimum length is still a placeholder.
+    return any(
+        word and len(folded) % len(word) == 0 and folded == word * (len(folded) // len(word))
+        for word in PLACEHOLDER_SECRETS
+    )
+
+
 def secret_problem(settings: Settings) -> str | None:
-    """Why the configured secret cannot be used, or None when it is fine."""
+    """Why the configured current secret cannot be used (one line with what to do), or None."""
     if settings.secret_key is None:
         return "AKENER_SECRET_KEY is not set"
     value = settings.secret_key.get_secret_value()
-    if value.strip().lower() in PLACEHOLDER_SECRETS:
-        return "AKENER_SECRET_KEY is a placeholder value"
-    if len(value) < MIN_SECRET_LENGTH:
-        return f"AKENER_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters"
-    return None
-
-
-def write_local_secret(env_file: Path, secret: str) -> None:
-    """Append a generated AKENER_SECRET_KEY to a local .env file (readable by the owner only)."""
-    existing = env_file.read_text() if env_file.exists() else ""
-    sep = "" if not existing or existing.endswith("\n") else "\n"
-    env_file.write_text(f"{existing}{sep}AKENER_SECRET_KEY={secret}\n")
-    env_file.chmod(0o600)
+    if _is_placeholder(value):
+        why = "is a well-known placeholder"
+    elif len(value) < MIN_SECRET_LENGTH:
+        why = f"is shorter than {MIN_SECRET_LENGTH} characters"
+    else:
+        return None
+    return (
+        f"AKENER_SECRET_KEY {why}; set a long random one ({GENERATE_HINT}). Keys made with the"
+        " weak secret keep working if it stays as an old version: move it to"
+        f" AKENER_OLD_SECRET_KEYS={settings.secret_key_version}:<weak secret> and set"
+        f" AKENER_SECRET_KEY_VERSION={settings.secret_key_version + 1} with the new secret"
+    )

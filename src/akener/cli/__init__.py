@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from akener.cli import audit, db, keys, serve, users
 from akener.errors import AkenerError
+from akener.installation.home import HOME_VARIABLE, home_directory
 
 app = typer.Typer(
     name="akener",
@@ -16,6 +20,27 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            envvar="AKENER_HOME",
+            help="The installation's directory (its .env and SQLite database)"
+            " [default: AKENER_HOME or the working directory].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Self-hosted API key service. Run 'akener serve' to start it."""
+    if home is not None:
+        # Every command (and the server's workers) finds the installation through it.
+        os.environ[HOME_VARIABLE] = str(home_directory(home))
+
+
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")

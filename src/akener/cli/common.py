@@ -12,15 +12,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.db.engine import begin_write, make_engine, make_sessionmaker
 from akener.errors import AkenerError, InvalidInput, ServiceUnavailable
+from akener.installation.home import Installation, locate
+from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
-from akener.settings import Settings
+from akener.settings import Settings, secret_problem
 
 T = TypeVar("T")
 
 
+def find_installation() -> Installation:
+    """The installation of ``--dir``, ``AKENER_HOME`` or the working directory."""
+    return locate()
+
+
 def load_settings() -> Settings:
-    """Settings from the environment and ./.env."""
-    return Settings()
+    """The settings of an existing installation with a usable secret, or one clear error.
+
+    Every command but ``serve`` and ``db upgrade`` goes through here: it never creates a
+    database, and it stops where ``serve`` would not run."""
+    installation = find_installation()
+    installation.require_database()
+    problem = secret_problem(installation.settings)
+    if problem:
+        raise InvalidInput(f"{problem} (looked in {installation.env_file} and the environment)")
+    return installation.settings
 
 
 def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -33,6 +48,7 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
             install_listeners(sessionmaker, [])
             async with sessionmaker() as session:
                 await begin_write(session)
+                await check_secrets(session, settings.peppers(), str(find_installation().env_file))
                 result = await work(session)
                 await session.commit()
                 return result

@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from akener.cli.common import load_settings
+from akener.cli.common import find_installation
 from akener.db.engine import make_engine
 from akener.settings import Settings
 
@@ -32,6 +32,7 @@ def migrate(settings: Settings) -> None:
 @app.command("upgrade")
 def upgrade() -> None:
     """Create or upgrade the database schema to the newest version."""
-    settings = load_settings()
-    migrate(settings)
+    installation = find_installation()
+    installation.prepare_database_file()
+    migrate(installation.settings)
     typer.echo("Database schema is up to date.", err=True)

@@ -18,6 +18,8 @@ WRITE_OPTION = "akener_write"
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite foreign keys on, WAL, a busy timeout and explicit BEGIN."""
+    # SQL parameters (digests, session ids, CSRF tokens, hashes) never reach a log line.
+    kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
