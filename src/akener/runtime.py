@@ -13,8 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
-from akener.db.engine import make_engine, make_sessionmaker
+from akener.db.engine import engine_for, make_sessionmaker
 from akener.db.migrate import current_revision, head_revision
+from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
@@ -38,6 +39,7 @@ class Runtime:
     usage: UsageRecorder
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
+    guard: SqliteFileGuard | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -54,7 +56,10 @@ class Runtime:
         if settings.secret_key_version not in secrets_by_version:
             raise InvalidInput("AKENER_SECRET_KEY is not set")
         peppers = Peppers.from_secrets(secrets_by_version, settings.secret_key_version)
-        engine = make_engine(settings.database_url)
+        path = sqlite_path(make_url(settings.database_url).database) if settings.is_sqlite else None
+        # The file opened now is the only one this process will ever write to (docs/operations.md).
+        guard = SqliteFileGuard(path) if path is not None else None
+        engine = engine_for(settings, before_begin=guard.before_begin if guard else None)
         if check_schema:
             revision, head = await current_revision(engine), head_revision()
             if revision != head:
@@ -68,7 +73,6 @@ class Runtime:
         usage = UsageRecorder(sessionmaker)
         listener, watch = None, None
         if settings.is_sqlite:
-            path = sqlite_path(make_url(settings.database_url).database)
             # An in-memory database lives in this process only: its own commits are all there is.
             watch = SqliteChangeWatch(path, cache) if path is not None else None
         else:
@@ -76,25 +80,37 @@ class Runtime:
                 asyncpg_dsn(settings.database_url),
                 cache,
                 check_seconds=settings.listener_check_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
             )
         verifier = Verifier(
             sessionmaker,
             peppers,
             cache=cache,
             usage=usage,
-            fresh=watch.check if watch is not None else None,
+            fresh=_fresh(watch, guard),
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
         install_listeners(sessionmaker, [verifier.forget])
         runtime = cls(
-            settings, engine, sessionmaker, peppers, verifier, usage, listener, watch, clock=clock
+            settings,
+            engine,
+            sessionmaker,
+            peppers,
+            verifier,
+            usage,
+            listener,
+            watch,
+            guard,
+            clock=clock,
         )
         if listener is not None:
             await listener.start()
         runtime.tasks.append(
             asyncio.create_task(usage.run(settings.usage_flush_seconds), name="akener-usage")
         )
+        if guard is not None:
+            runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
         return runtime
 
     async def close(self) -> None:
@@ -110,3 +126,16 @@ class Runtime:
         if self.watch is not None:
             self.watch.close()
         await self.engine.dispose()
+
+
+def _fresh(
+    watch: SqliteChangeWatch | None, guard: SqliteFileGuard | None
+) -> Callable[[], bool] | None:
+    """What the verifier asks before a cached answer: the change counter, and that the file
+    is still the one opened (a flag the guard's background check sets)."""
+    if watch is None:
+        return None
+    if guard is None:
+        return watch.check
+    check = watch.check
+    return lambda: guard.intact and check()

@@ -14,6 +14,7 @@ from akener.accounts.service import count_users
 from akener.accounts.sessions import setup_token
 from akener.cli.common import in_transaction, load_settings
 from akener.cli.db import migrate
+from akener.cli.startup import check_port, wait_for_database
 from akener.errors import InvalidInput
 from akener.settings import Settings, secret_problem, write_local_secret
 
@@ -47,6 +48,7 @@ def serve(
     chosen = server or settings.server
     if chosen not in SERVERS:
         raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
+    check_port(host or settings.host, port or settings.port)
     problem = secret_problem(settings)
     if problem and settings.secret_key is None and settings.is_sqlite:
         env_file = Path(".env").resolve()
@@ -61,6 +63,7 @@ def serve(
         raise InvalidInput(f"{problem}; set a long random secret to run on PostgreSQL")
     elif problem:
         typer.echo(f"warning: {problem}", err=True)
+    wait_for_database(settings)
     migrate(settings)
     os.environ["AKENER_SECRET_KEY"] = (
         settings.secret_key.get_secret_value() if settings.secret_key else ""

@@ -1,0 +1,108 @@
+"""What ``akener serve`` checks before it serves: the port is free, the database answers.
+
+Each failure is one ``error:`` line and exit status 1 (through the CLI wrapper), never a
+traceback: an unreachable database, a full disk or a read-only directory are conditions an
+operator fixes, not bugs (docs/operations.md, "When things fail").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+
+import typer
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from akener.db.engine import engine_for
+from akener.db.errors import DATABASE_ERRORS, describe, is_database_error
+from akener.errors import ServiceUnavailable
+from akener.settings import Settings
+
+RETRY_SECONDS = 1.0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse to start when something already listens on ``host:port``.
+
+    granian binds with SO_REUSEPORT, so a second server on a busy port would start and share
+    it, each answering at random. A plain bind (SO_REUSEADDR only, so a port in TIME_WAIT after
+    a restart is still usable) fails exactly when another socket holds the port.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ServiceUnavailable(f"cannot use address {host!r}: {exc.strerror}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ServiceUnavailable(
+                    f"address already in use: {host}:{port} (another akener or program listens"
+                    " there; stop it or choose another port with --port or AKENER_PORT)"
+                ) from None
+            raise ServiceUnavailable(f"cannot bind {host}:{port}: {exc.strerror}") from None
+
+
+def where(settings: Settings) -> str:
+    """The database's location for messages, without its password."""
+    url = make_url(settings.database_url)
+    if settings.is_sqlite:
+        return url.database or "memory"
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+async def _ping(settings: Settings) -> None:
+    engine = engine_for(settings)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
+def wait_for_database(settings: Settings) -> None:
+    """PostgreSQL: wait up to AKENER_DB_STARTUP_WAIT_SECONDS for the database to answer
+    (databases often start after the services that use them)."""
+    if settings.is_sqlite:
+        return
+    deadline = time.monotonic() + settings.db_startup_wait_seconds
+    told = False
+    while True:
+        try:
+            asyncio.run(_ping(settings))
+            return
+        except DATABASE_ERRORS as exc:
+            if not is_database_error(exc):
+                raise
+            if time.monotonic() + RETRY_SECONDS > deadline:
+                waited = f" after waiting {settings.db_startup_wait_seconds:g} s" if told else ""
+                raise ServiceUnavailable(
+                    f"cannot reach the database at {where(settings)}{waited}: {describe(exc)}"
+                    f" ({type(getattr(exc, 'orig', None) or exc).__name__})"
+                ) from None
+            if not told:
+                typer.echo(
+                    f"waiting up to {settings.db_startup_wait_seconds:g} s for the database at"
+                    f" {where(settings)} (AKENER_DB_STARTUP_WAIT_SECONDS)",
+                    err=True,
+                )
+                told = True
+            time.sleep(RETRY_SECONDS)
+
+
+def startup_failure(exc: BaseException) -> str | None:
+    """One line for a start-up failure of the disk or the database; None for anything else."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot write {exc.filename}: {exc.strerror or exc}"
+    if is_database_error(exc):
+        reason = getattr(exc, "orig", None) or exc
+        return f"{describe(exc)} ({type(reason).__name__}: {str(reason).splitlines()[0][:200]})"
+    return None
