@@ -14,7 +14,7 @@ from akener.accounts.service import count_users
 from akener.accounts.sessions import setup_token
 from akener.cli.common import in_transaction, load_settings
 from akener.cli.db import migrate
-from akener.cli.startup import check_port, wait_for_database
+from akener.cli.startup import check_database, check_port
 from akener.errors import InvalidInput
 from akener.settings import Settings, secret_problem, write_local_secret
 
@@ -63,7 +63,7 @@ def serve(
         raise InvalidInput(f"{problem}; set a long random secret to run on PostgreSQL")
     elif problem:
         typer.echo(f"warning: {problem}", err=True)
-    wait_for_database(settings)
+    check_database(settings)
     migrate(settings)
     os.environ["AKENER_SECRET_KEY"] = (
         settings.secret_key.get_secret_value() if settings.secret_key else ""

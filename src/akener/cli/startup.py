@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import time
 
@@ -20,8 +21,10 @@ from akener.db.engine import engine_for
 from akener.db.errors import DATABASE_ERRORS, describe, is_database_error
 from akener.errors import ServiceUnavailable
 from akener.settings import Settings
+from akener.verify.freshness import sqlite_path
 
 RETRY_SECONDS = 1.0
+_FILE_ERRORS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
 
 
 def check_port(host: str, port: int) -> None:
@@ -68,11 +71,32 @@ async def _ping(settings: Settings) -> None:
         await engine.dispose()
 
 
+def check_database(settings: Settings) -> None:
+    """Before migrating: SQLite's directory must be writable; PostgreSQL must answer."""
+    if settings.is_sqlite:
+        check_sqlite_directory(settings)
+    else:
+        wait_for_database(settings)
+
+
+def check_sqlite_directory(settings: Settings) -> None:
+    """SQLite says only "unable to open database file" on a read-only disk: say which and why."""
+    path = sqlite_path(make_url(settings.database_url).database)
+    if path is None:
+        return
+    directory = path.parent
+    if not directory.is_dir():
+        raise ServiceUnavailable(f"the database's directory {directory} does not exist")
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        raise ServiceUnavailable(
+            f"the database's directory {directory} is on a read-only disk;"
+            " akener must be able to write its database there"
+        )
+
+
 def wait_for_database(settings: Settings) -> None:
     """PostgreSQL: wait up to AKENER_DB_STARTUP_WAIT_SECONDS for the database to answer
     (databases often start after the services that use them)."""
-    if settings.is_sqlite:
-        return
     deadline = time.monotonic() + settings.db_startup_wait_seconds
     told = False
     while True:
@@ -100,8 +124,10 @@ def wait_for_database(settings: Settings) -> None:
 
 def startup_failure(exc: BaseException) -> str | None:
     """One line for a start-up failure of the disk or the database; None for anything else."""
-    if isinstance(exc, OSError) and exc.filename:
-        return f"cannot write {exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, OSError) and exc.errno in _FILE_ERRORS:
+        # Raised by akener's own file writes (.env); the database's come wrapped by SQLAlchemy.
+        where = exc.filename or f"a file in {os.getcwd()}"
+        return f"cannot write {where}: {os.strerror(exc.errno or 0)}"
     if is_database_error(exc):
         reason = getattr(exc, "orig", None) or exc
         return f"{describe(exc)} ({type(reason).__name__}: {str(reason).splitlines()[0][:200]})"

@@ -53,6 +53,8 @@ def describe(exc: BaseException) -> str:
         return READ_ONLY
     if isinstance(reason, TimeoutError | PoolTimeoutError) or "timeout" in text:
         return "the database did not answer in time"
+    if "unable to open database file" in text:
+        return "the database file cannot be opened or created"
     return "the database cannot be reached"
 
 
