@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
 from akener.db.engine import engine_for, make_sessionmaker
+from akener.db.errors import DATABASE_ERRORS, describe
 from akener.db.migrate import current_revision, head_revision
 from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
@@ -25,6 +27,8 @@ from akener.verify.freshness import SqliteChangeWatch, sqlite_path
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
 from akener.verify.service import Verifier
 from akener.verify.usage import UsageRecorder
+
+log = logging.getLogger("akener")
 
 
 @dataclass
@@ -122,7 +126,10 @@ class Runtime:
         self.tasks.clear()
         if self.listener is not None:
             await self.listener.close()
-        await self.usage.flush()
+        try:
+            await self.usage.flush()
+        except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept
+            log.warning("could not write key usage at shutdown: %s", describe(exc))
         if self.watch is not None:
             self.watch.close()
         await self.engine.dispose()

@@ -144,4 +144,7 @@ class PgChangeListener:
             self._task = None
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            await conn.close(timeout=2)
+            try:
+                await conn.close(timeout=2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()  # the server does not answer: just drop the socket
