@@ -90,6 +90,10 @@ def test_a_full_disk_answers_503_and_keeps_every_acknowledged_key(disk: Path) ->
             "code": "SERVICE_UNAVAILABLE",
             "message": "the database's disk is full; nothing was saved",
         }
+        # Reading still works on a full disk: verification and the API's list.
+        assert httpx.get(server.url + "/authz", headers=bearer(admin)).status_code == 200
+        read = httpx.get(server.url + "/api/v1/keys", headers=bearer(admin), timeout=30)
+        assert read.status_code == 200, read.text
         ballast.unlink()
         listed = akener_cli(env, disk, "keys", "list", "--json")
         names = {json.loads(line)["name"] for line in listed.stdout.splitlines()}
