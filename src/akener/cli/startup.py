@@ -109,8 +109,7 @@ def wait_for_database(settings: Settings) -> None:
             if time.monotonic() + RETRY_SECONDS > deadline:
                 waited = f" after waiting {settings.db_startup_wait_seconds:g} s" if told else ""
                 raise ServiceUnavailable(
-                    f"cannot reach the database at {where(settings)}{waited}: {describe(exc)}"
-                    f" ({type(getattr(exc, 'orig', None) or exc).__name__})"
+                    f"cannot reach the database at {where(settings)}{waited}; {_reason(exc)}"
                 ) from None
             if not told:
                 typer.echo(
@@ -122,13 +121,22 @@ def wait_for_database(settings: Settings) -> None:
             time.sleep(RETRY_SECONDS)
 
 
+def _reason(exc: BaseException) -> str:
+    """Why the database failed, in a few words and the driver's own first line."""
+    reason = getattr(exc, "orig", None) or exc
+    detail = f"{type(reason).__name__}: {(str(reason).splitlines() or [''])[0][:200]}"
+    summary = describe(exc)
+    return f"{summary} ({detail})"
+
+
 def startup_failure(exc: BaseException) -> str | None:
     """One line for a start-up failure of the disk or the database; None for anything else."""
+    if isinstance(exc, BrokenPipeError):
+        return None  # stdout closed by a pager or `head`: not a database or disk failure
     if isinstance(exc, OSError) and exc.errno in _FILE_ERRORS:
         # Raised by akener's own file writes (.env); the database's come wrapped by SQLAlchemy.
         where = exc.filename or f"a file in {os.getcwd()}"
         return f"cannot write {where}: {os.strerror(exc.errno or 0)}"
     if is_database_error(exc):
-        reason = getattr(exc, "orig", None) or exc
-        return f"{describe(exc)} ({type(reason).__name__}: {str(reason).splitlines()[0][:200]})"
+        return _reason(exc)
     return None
