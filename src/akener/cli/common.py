@@ -39,8 +39,8 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
         except AkenerError:
             raise
         except DATABASE_ERRORS as exc:
-            if not is_database_error(exc):
-                raise
+            if not is_database_error(exc) or isinstance(exc, BrokenPipeError):
+                raise  # a constraint violation, or stdout closed by `head`: not an outage
             reason = getattr(exc, "orig", None) or exc
             raise ServiceUnavailable(
                 f"{describe(exc)} ({type(reason).__name__}); is it reachable and migrated? "
