@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
-from akener.db.engine import begin_write, make_engine, make_sessionmaker
+from akener.db.engine import begin_write, engine_for, make_sessionmaker
+from akener.db.errors import DATABASE_ERRORS, describe
 from akener.db.migrate import current_revision, head_revision
+from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
 from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
@@ -26,6 +29,8 @@ from akener.verify.freshness import SqliteChangeWatch, sqlite_path
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
 from akener.verify.service import Verifier
 from akener.verify.usage import UsageRecorder
+
+log = logging.getLogger("akener")
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Runtime:
     usage: UsageRecorder
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
+    guard: SqliteFileGuard | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -62,7 +68,9 @@ class Runtime:
         path = sqlite_path(make_url(settings.database_url).database) if settings.is_sqlite else None
         if check_schema and path is not None and not path.exists():
             raise InvalidInput(f"no database at {path}; run 'akener db upgrade' or 'akener serve'")
-        engine = make_engine(settings.database_url)
+        # The file opened now is the only one this process will ever write to (docs/operations.md).
+        guard = SqliteFileGuard(path) if path is not None else None
+        engine = engine_for(settings, before_begin=guard.before_begin if guard else None)
         sessionmaker = make_sessionmaker(engine)
         if check_schema:
             try:
@@ -87,25 +95,37 @@ class Runtime:
                 asyncpg_dsn(settings.database_url),
                 cache,
                 check_seconds=settings.listener_check_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
             )
         verifier = Verifier(
             sessionmaker,
             peppers,
             cache=cache,
             usage=usage,
-            fresh=watch.check if watch is not None else None,
+            fresh=_fresh(watch, guard),
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
         install_listeners(sessionmaker, [verifier.forget])
         runtime = cls(
-            settings, engine, sessionmaker, peppers, verifier, usage, listener, watch, clock=clock
+            settings,
+            engine,
+            sessionmaker,
+            peppers,
+            verifier,
+            usage,
+            listener,
+            watch,
+            guard,
+            clock=clock,
         )
         if listener is not None:
             await listener.start()
         runtime.tasks.append(
             asyncio.create_task(usage.run(settings.usage_flush_seconds), name="akener-usage")
         )
+        if guard is not None:
+            runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
         return runtime
 
     async def close(self) -> None:
@@ -117,7 +137,10 @@ class Runtime:
         self.tasks.clear()
         if self.listener is not None:
             await self.listener.close()
-        await self.usage.flush()
+        try:
+            await self.usage.flush()
+        except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept
+            log.warning("could not write key usage at shutdown: %s", describe(exc))
         if self.watch is not None:
             self.watch.close()
         await self.engine.dispose()
@@ -141,3 +164,16 @@ async def record_secrets(
         except IntegrityError:
             if attempt == 2:
                 raise
+
+
+def _fresh(
+    watch: SqliteChangeWatch | None, guard: SqliteFileGuard | None
+) -> Callable[[], bool] | None:
+    """What the verifier asks before a cached answer: the change counter, and that the file
+    is still the one opened (a flag the guard's background check sets)."""
+    if watch is None:
+        return None
+    if guard is None:
+        return watch.check
+    check = watch.check
+    return lambda: guard.intact and check()

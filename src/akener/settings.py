@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     cache_max_unknown: int = Field(default=65_536, ge=1)
     usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
     listener_check_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Database timeouts, enforced by the client (driver and pool), so they hold through
+    # PgBouncer and against a server that stops answering (docs/operations.md).
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    db_query_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL: how long ``akener serve`` waits for the database to answer at start-up.
+    db_startup_wait_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

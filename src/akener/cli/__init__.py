@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from akener.cli import audit, db, keys, serve, users
+from akener.cli.startup import startup_failure
+from akener.db.errors import DATABASE_ERRORS
 from akener.errors import AkenerError
 from akener.installation.home import HOME_VARIABLE, home_directory
 
@@ -54,4 +56,11 @@ def main() -> None:
         app()
     except AkenerError as exc:
         typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except DATABASE_ERRORS as exc:
+        # A database or disk failure (unreachable, full, read-only) is one line, not a traceback.
+        message = startup_failure(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
         sys.exit(1)

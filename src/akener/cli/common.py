@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from akener.db.engine import begin_write, make_engine, make_sessionmaker
+from akener.db.engine import begin_write, engine_for, make_sessionmaker
+from akener.db.errors import DATABASE_ERRORS, describe, is_database_error
 from akener.errors import AkenerError, InvalidInput, ServiceUnavailable
 from akener.installation.home import Installation, locate
 from akener.installation.service import check_secrets
@@ -42,7 +42,7 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
     """Run ``work`` in one transaction, committed if it returns, rolled back if it raises."""
 
     async def _run() -> T:
-        engine = make_engine(settings.database_url)
+        engine = engine_for(settings)
         try:
             sessionmaker = make_sessionmaker(engine)
             install_listeners(sessionmaker, [])
@@ -54,10 +54,12 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
                 return result
         except AkenerError:
             raise
-        except (OSError, DBAPIError) as exc:
-            reason = getattr(exc, "orig", exc)
+        except DATABASE_ERRORS as exc:
+            if not is_database_error(exc) or isinstance(exc, BrokenPipeError):
+                raise  # a constraint violation, or stdout closed by `head`: not an outage
+            reason = getattr(exc, "orig", None) or exc
             raise ServiceUnavailable(
-                f"database error ({type(reason).__name__}); is it reachable and migrated? "
+                f"{describe(exc)} ({type(reason).__name__}); is it reachable and migrated? "
                 "('akener db upgrade')"
             ) from exc
         finally:

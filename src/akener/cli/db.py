@@ -7,7 +7,7 @@ import asyncio
 import typer
 
 from akener.cli.common import find_installation
-from akener.db.engine import make_engine
+from akener.db.engine import engine_for
 from akener.settings import Settings
 
 app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -20,7 +20,7 @@ def migrate(settings: Settings) -> None:
     from akener.db.migrate import upgrade as run_upgrade
 
     async def _run() -> None:
-        engine = make_engine(settings.database_url)
+        engine = engine_for(settings)
         try:
             await run_upgrade(engine)
         finally:

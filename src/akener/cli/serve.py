@@ -13,6 +13,7 @@ from akener.accounts.service import count_users
 from akener.accounts.sessions import setup_token
 from akener.cli.common import find_installation, in_transaction
 from akener.cli.install import prepare
+from akener.cli.startup import check_database, check_port
 from akener.errors import InvalidInput
 from akener.installation.home import HOME_VARIABLE
 from akener.settings import Settings
@@ -67,6 +68,8 @@ def serve(
     chosen = server or installation.settings.server
     if chosen not in SERVERS:
         raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
+    check_port(host or installation.settings.host, port or installation.settings.port)
+    check_database(installation.settings)
     settings = prepare(installation)
     # Workers read the same installation: its directory and the secret just checked.
     os.environ[HOME_VARIABLE] = str(installation.home)

@@ -40,10 +40,18 @@ def asyncpg_dsn(database_url: str) -> str:
 class PgChangeListener:
     """Keeps one LISTEN connection up and the cache's trust in step with it."""
 
-    def __init__(self, dsn: str, cache: KeyCache, *, check_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        cache: KeyCache,
+        *,
+        check_seconds: float = 5.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
         self.dsn = dsn
         self.cache = cache
         self.check_seconds = check_seconds
+        self.connect_timeout = connect_timeout  # AKENER_DB_CONNECT_TIMEOUT_SECONDS
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -61,7 +69,8 @@ class PgChangeListener:
     async def _connect(self) -> None:
         conn = await asyncpg.connect(
             self.dsn,
-            timeout=5,
+            timeout=self.connect_timeout,
+            command_timeout=self.connect_timeout,  # LISTEN itself must not hang on a frozen server
             server_settings={"application_name": f"{APPLICATION_NAME}:{os.getpid()}"},
         )
         lost = asyncio.Event()
@@ -135,4 +144,7 @@ class PgChangeListener:
             self._task = None
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            await conn.close(timeout=2)
+            try:
+                await conn.close(timeout=2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()  # the server does not answer: just drop the socket
