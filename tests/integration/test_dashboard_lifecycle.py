@@ -50,7 +50,7 @@ async def whoami(web: httpx.AsyncClient, key: str) -> int:
 # Expiry on create --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("choice", "days"), [("never", None), ("7", 7), ("30", 30), ("90", 90)])
+@pytest.mark.parametrize(("choice", "days"), [("never", None), ("7d", 7), ("30d", 30), ("90d", 90)])
 async def test_create_with_each_expiry_preset(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock, choice: str, days: int | None
 ) -> None:

@@ -1,30 +1,45 @@
-"""What every CLI command shares: settings, a database session, one transaction per command."""
+"""What every CLI command shares: settings, a database session, one transaction per command.
+
+Heavy modules (SQLAlchemy, pydantic-settings, the services) are imported inside the functions
+that need them, so ``akener --help`` and argument errors answer at once (bench/cli_startup.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+import typer
 
-from akener.db.engine import begin_write, make_engine, make_sessionmaker
+from akener import durations
 from akener.errors import AkenerError, InvalidInput, ServiceUnavailable
-from akener.keys.events import install_listeners
-from akener.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from akener.settings import Settings
 
 T = TypeVar("T")
 
 
 def load_settings() -> Settings:
     """Settings from the environment and ./.env."""
+    from akener.settings import Settings
+
     return Settings()
 
 
 def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction, committed if it returns, rolled back if it raises."""
+    from sqlalchemy.exc import DBAPIError
+
+    from akener.db.engine import begin_write, make_engine, make_sessionmaker
+    from akener.keys.events import install_listeners
 
     async def _run() -> T:
         engine = make_engine(settings.database_url)
@@ -36,8 +51,8 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
                 result = await work(session)
                 await session.commit()
                 return result
-        except AkenerError:
-            raise
+        except (AkenerError, BrokenPipeError):
+            raise  # a reader that closed our stdout is not a database problem
         except (OSError, DBAPIError) as exc:
             reason = getattr(exc, "orig", exc)
             raise ServiceUnavailable(
@@ -50,17 +65,32 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
     return asyncio.run(_run())
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# What a shell reports for a process ended by SIGPIPE (128 + 13): `set -o pipefail` accepts it.
+CLOSED_PIPE_STATUS = 141
 
 
-def parse_duration(text: str, option: str) -> timedelta:
-    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` (or a plain number of seconds)."""
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _UNITS else "s"
-    number = value[:-1] if value[-1:] in _UNITS else value
-    if not number.isdigit():
-        raise InvalidInput(f"{option} takes a duration such as 90d, 12h, 30m or 45s")
-    return timedelta(seconds=int(number) * _UNITS[unit])
+@contextlib.contextmanager
+def quiet_on_closed_pipe() -> Iterator[None]:
+    """End quietly (status 141, no traceback) when the reader of stdout goes away (``| head``)."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot complain again
+        # (the recipe in the Python docs, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(CLOSED_PIPE_STATUS) from None
+
+
+def parse_duration(
+    text: str, option: str, *, allow_zero: bool = False, maximum: timedelta | None = None
+) -> timedelta:
+    """An option's duration through the one parser (akener.durations), as an InvalidInput."""
+    try:
+        return durations.parse_duration(text, option, allow_zero=allow_zero, maximum=maximum)
+    except durations.DurationError as exc:
+        raise InvalidInput(str(exc), field=option) from None
 
 
 def parse_instant(text: str, option: str) -> datetime:

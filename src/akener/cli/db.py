@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 
 from akener.cli.common import load_settings
-from akener.db.engine import make_engine
-from akener.settings import Settings
 
-app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from akener.settings import Settings
+
+app = typer.Typer(help="Database schema commands.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def migrate(settings: Settings) -> None:
     """Upgrade the configured database to the newest schema."""
 
     # Imported here: Alembic is slow to import and most commands never migrate.
+    from akener.db.engine import make_engine
     from akener.db.migrate import upgrade as run_upgrade
 
     async def _run() -> None:

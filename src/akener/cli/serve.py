@@ -6,20 +6,23 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from akener.accounts.service import count_users
-from akener.accounts.sessions import setup_token
 from akener.cli.common import in_transaction, load_settings
 from akener.cli.db import migrate
 from akener.errors import InvalidInput
-from akener.settings import Settings, secret_problem, write_local_secret
+
+if TYPE_CHECKING:
+    from akener.settings import Settings
 
 
 def setup_link(settings: Settings, host: str, port: int) -> str | None:
     """The one-time owner setup link, or None once any user exists."""
+    from akener.accounts.service import count_users
+    from akener.accounts.sessions import setup_token
+
     if in_transaction(settings, count_users) or settings.secret_key is None:
         return None
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - only displayed
@@ -43,6 +46,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
+    from akener.settings import secret_problem, write_local_secret
+
     settings = load_settings()
     chosen = server or settings.server
     if chosen not in SERVERS:
