@@ -56,10 +56,10 @@ def create(
     from akener.keys import service
     from akener.keys.schemas import KeyCreate, KeyCreated
 
-    if expires_in and expires_at:
+    if expires_in is not None and expires_at is not None:
         raise InvalidInput("give --expires-in or --expires-at, not both")
     expiry = parse_instant(expires_at, "--expires-at") if expires_at else None
-    if expires_in:
+    if expires_in is not None:
         expiry = datetime.now(UTC) + parse_duration(expires_in, "--expires-in")
     try:
         body = KeyCreate(name=name, scopes=scope or [], expires_at=expiry)
