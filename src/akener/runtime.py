@@ -18,6 +18,8 @@ from akener.db.migrate import current_revision, head_revision
 from akener.errors import InvalidInput
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
+from akener.retention import service as retention
+from akener.retention.service import RetentionPolicy
 from akener.settings import Settings
 from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
@@ -95,6 +97,11 @@ class Runtime:
         runtime.tasks.append(
             asyncio.create_task(usage.run(settings.usage_flush_seconds), name="akener-usage")
         )
+        if settings.prune_interval is not None:
+            job = retention.run_periodically(
+                sessionmaker, RetentionPolicy.of(settings), settings.prune_interval, clock
+            )
+            runtime.tasks.append(asyncio.create_task(job, name="akener-prune"))
         return runtime
 
     async def close(self) -> None:

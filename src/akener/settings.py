@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from akener.durations import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./akener.db"
 
@@ -46,6 +50,26 @@ class Settings(BaseSettings):
     cache_max_unknown: int = Field(default=65_536, ge=1)
     usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
     listener_check_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Retention (docs/configuration.md): a duration such as 365d; 0 or "none" keeps forever.
+    retention_audit: timedelta | None = timedelta(days=365)
+    retention_usage: timedelta | None = timedelta(days=400)
+    retention_sessions: timedelta | None = timedelta(days=1)
+    # How often each server process prunes; 0 turns the job off (then run `akener db prune`).
+    prune_interval: timedelta | None = timedelta(hours=1)
+
+    @field_validator(
+        "retention_audit", "retention_usage", "retention_sessions", "prune_interval", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: Any, info: Any) -> Any:
+        """Durations go through the one parser: a unit is required; 0 or none means none."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return None
+        name = f"AKENER_{info.field_name.upper()}"
+        found = parse_duration(value, name, allow_zero=True, minimum=None)
+        return found or None
 
     @field_validator("database_url")
     @classmethod

@@ -28,10 +28,18 @@ T = TypeVar("T")
 
 
 def load_settings() -> Settings:
-    """Settings from the environment and ./.env."""
+    """Settings from the environment and ./.env; a bad value is one clear error line."""
+    from pydantic import ValidationError
+
     from akener.settings import Settings
 
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "AKENER_" + str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        message = first["msg"].removeprefix("Value error, ")
+        raise InvalidInput(message if message.startswith(name) else f"{name}: {message}") from None
 
 
 def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
