@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
 from akener.db.engine import make_engine, make_sessionmaker
-from akener.db.migrate import current_revision, head_revision
+from akener.db.migrate import current_revision, head_revision, is_known_revision
 from akener.errors import InvalidInput
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
@@ -26,6 +27,8 @@ from akener.verify.freshness import SqliteChangeWatch, sqlite_path
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
 from akener.verify.service import Verifier
 from akener.verify.usage import UsageRecorder
+
+log = logging.getLogger("akener")
 
 
 @dataclass
@@ -59,7 +62,16 @@ class Runtime:
         engine = make_engine(settings.database_url)
         if check_schema:
             revision, head = await current_revision(engine), head_revision()
-            if revision != head:
+            if revision is not None and revision != head and not is_known_revision(revision):
+                # A newer akener migrated it. Migrations only expand before they contract
+                # (docs/operations.md), so this version still works on it during the upgrade.
+                log.warning(
+                    "the database schema (%s) is newer than this akener knows (%s); running on "
+                    "it during a rolling upgrade; upgrade this host's akener soon",
+                    revision,
+                    head,
+                )
+            elif revision != head:
                 await engine.dispose()
                 raise InvalidInput(
                     f"the database schema is at {revision or 'nothing'}, not {head}; "

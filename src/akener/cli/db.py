@@ -24,20 +24,26 @@ app = typer.Typer(
 
 
 def migrate(settings: Settings) -> None:
-    """Upgrade the configured database to the newest schema."""
+    """Upgrade the configured database to the newest schema; a newer one is left, with a warning."""
 
     # Imported here: Alembic is slow to import and most commands never migrate.
     from akener.db.engine import make_engine
     from akener.db.migrate import upgrade as run_upgrade
 
-    async def _run() -> None:
+    async def _run() -> str | None:
         engine = make_engine(settings.database_url)
         try:
-            await run_upgrade(engine)
+            return await run_upgrade(engine)
         finally:
             await engine.dispose()
 
-    asyncio.run(_run())
+    newer = asyncio.run(_run())
+    if newer is not None:
+        typer.echo(
+            f"warning: the database schema ({newer}) is newer than this akener knows; left as it"
+            " is. Fine during a rolling upgrade (docs/operations.md); upgrade akener here soon.",
+            err=True,
+        )
 
 
 @app.command("upgrade")
