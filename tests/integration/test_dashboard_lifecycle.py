@@ -128,7 +128,7 @@ async def test_the_plain_create_page_has_the_expiry_select_and_date(
     await sign_in_owner(web, rt)
     page = await web.get("/manage/api-keys/new")
     assert '<select id="f-expires_in" name="expires_in"' in page.text
-    for value in ("never", "7", "30", "90", "custom"):
+    for value in ("never", "7d", "30d", "90d", "custom"):
         assert f'<option value="{value}"' in page.text
     tomorrow = (clock.now + timedelta(days=1)).date().isoformat()
     assert re.search(rf'type="date"[^>]*min="{tomorrow}"', page.text)

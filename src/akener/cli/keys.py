@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from akener.cli.common import in_transaction, load_settings, parse_duration, parse_instant
+from akener.cli.common import (
+    in_transaction,
+    load_settings,
+    parse_duration,
+    parse_instant,
+    quiet_on_closed_pipe,
+)
 from akener.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -115,6 +122,11 @@ def list_(
         return [KeyRead.model_validate(r) for r in found]
 
     keys = in_transaction(settings, work)
+    with quiet_on_closed_pipe():  # `akener keys list | head` ends quietly
+        _print_keys(keys, as_json=as_json, table_tail=tokens.table_tail)
+
+
+def _print_keys(keys: list[KeyRead], *, as_json: bool, table_tail: Callable[[str], str]) -> None:
     if as_json:
         for key in keys:
             typer.echo(key.model_dump_json())
@@ -130,7 +142,7 @@ def list_(
     for key in keys:
         status = "EXPIRED" if key.expires_at and key.expires_at <= now else key.status
         typer.echo(
-            f"{key.id:32}  {status:8}  {tokens.table_tail(key.masked_key):32}  "
+            f"{key.id:32}  {status:8}  {table_tail(key.masked_key):32}  "
             f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  "
             f"{key.request_count:>9}  {key.name}"
         )
