@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from akener.db.base import utcnow
 from akener.db.engine import begin_write, engine_for, make_sessionmaker
 from akener.db.errors import DATABASE_ERRORS, describe
-from akener.db.migrate import current_revision, head_revision
+from akener.db.migrate import current_revision, head_revision, is_known_revision
 from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
 from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
+from akener.retention import service as retention
+from akener.retention.service import RetentionPolicy
 from akener.settings import Settings, secret_problem
 from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
@@ -75,7 +77,16 @@ class Runtime:
         if check_schema:
             try:
                 revision, head = await current_revision(engine), head_revision()
-                if revision != head:
+                if revision is not None and revision != head and not is_known_revision(revision):
+                    # A newer akener migrated it. Migrations only expand before they contract
+                    # (docs/operations.md), so this version still works on it during the upgrade.
+                    log.warning(
+                        "the database schema (%s) is newer than this akener knows (%s); running"
+                        " on it during a rolling upgrade; upgrade this host's akener soon",
+                        revision,
+                        head,
+                    )
+                elif revision != head:
                     raise InvalidInput(
                         f"the database schema is at {revision or 'nothing'}, not {head}; "
                         "run 'akener db upgrade'"
@@ -126,6 +137,11 @@ class Runtime:
         )
         if guard is not None:
             runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
+        if settings.prune_interval is not None:
+            job = retention.run_periodically(
+                sessionmaker, RetentionPolicy.of(settings), settings.prune_interval, clock
+            )
+            runtime.tasks.append(asyncio.create_task(job, name="akener-prune"))
         return runtime
 
     async def close(self) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from akener.durations import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./akener.db"
 
@@ -76,6 +81,26 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     # PostgreSQL: how long ``akener serve`` waits for the database to answer at start-up.
     db_startup_wait_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Retention (docs/configuration.md): a duration such as 365d; 0 or "none" keeps forever.
+    retention_audit: timedelta | None = timedelta(days=365)
+    retention_usage: timedelta | None = timedelta(days=400)
+    retention_sessions: timedelta | None = timedelta(days=1)
+    # How often each server process prunes; 0 turns the job off (then run `akener db prune`).
+    prune_interval: timedelta | None = timedelta(hours=1)
+
+    @field_validator(
+        "retention_audit", "retention_usage", "retention_sessions", "prune_interval", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: Any, info: Any) -> Any:
+        """Durations go through the one parser: a unit is required; 0 or none means none."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return None
+        name = f"AKENER_{info.field_name.upper()}"
+        found = parse_duration(value, name, allow_zero=True, minimum=None)
+        return found or None
 
     @field_validator("database_url")
     @classmethod

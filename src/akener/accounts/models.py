@@ -98,7 +98,10 @@ class WebSession(Base):
     """A signed-in dashboard session; the cookie holds a token, this row only its digest."""
 
     __tablename__ = "web_sessions"
-    __table_args__ = (Index("ix_web_sessions_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_web_sessions_user_id", "user_id"),
+        Index("ix_web_sessions_expires_at", "expires_at"),  # retention prunes ended sessions
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
@@ -115,6 +118,7 @@ class LoginFailure(Base):
     __table_args__ = (
         Index("ix_login_failures_email_at", "email", "at"),
         Index("ix_login_failures_address_at", "address", "at"),
+        Index("ix_login_failures_at", "at"),  # retention prunes by age alone
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from akener.keys.events import CHANNEL
+from akener.keys.events import CHANNEL, read_change_payload
 from akener.verify.cache import KeyCache
 
 log = logging.getLogger("akener.verify")
@@ -133,7 +133,12 @@ class PgChangeListener:
             conn.terminate()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self.cache.forget(frozenset((payload,)))
+        # Tolerant of other akener versions' payloads (rolling upgrades, docs/operations.md).
+        keys = read_change_payload(payload)
+        if keys is None:
+            self.cache.clear()
+        elif keys:
+            self.cache.forget(keys)
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
