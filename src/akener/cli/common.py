@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.db.engine import begin_write, make_engine, make_sessionmaker
 from akener.errors import AkenerError, InvalidInput, ServiceUnavailable
+from akener.instants import ascii_int
+from akener.instants import parse_instant as _parse_instant
 from akener.keys.events import install_listeners
 from akener.settings import Settings
 
@@ -58,15 +60,12 @@ def parse_duration(text: str, option: str) -> timedelta:
     value = text.strip().lower()
     unit = value[-1:] if value[-1:] in _UNITS else "s"
     number = value[:-1] if value[-1:] in _UNITS else value
-    if not number.isdigit():
+    count = ascii_int(number, max_digits=9)
+    if count is None:
         raise InvalidInput(f"{option} takes a duration such as 90d, 12h, 30m or 45s")
-    return timedelta(seconds=int(number) * _UNITS[unit])
+    return timedelta(seconds=count * _UNITS[unit])
 
 
 def parse_instant(text: str, option: str) -> datetime:
     """An ISO 8601 date or date-time; UTC when it names no zone."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInput(f"{option} takes an ISO 8601 date or time, e.g. 2027-03-01") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return _parse_instant(text, option)

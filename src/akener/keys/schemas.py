@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from akener.instants import in_range_utc
+
 NAME_MAX = 100
 SCOPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-/*]{0,99}")
 MAX_SCOPES = 64
@@ -45,6 +47,8 @@ def clean_scopes(values: list[str]) -> list[str]:
 KeyName = Annotated[str, Field(strict=True, max_length=10 * NAME_MAX), AfterValidator(clean_name)]
 Scopes = Annotated[list[Annotated[str, Field(strict=True)]], AfterValidator(clean_scopes)]
 StatusValue = Literal["ACTIVE", "INACTIVE"]
+# Any UTC offset is accepted; the instant must convert to UTC inside the calendar.
+Expiry = Annotated[AwareDatetime, AfterValidator(in_range_utc)]
 
 
 class KeyCreate(BaseModel):
@@ -54,7 +58,7 @@ class KeyCreate(BaseModel):
 
     name: KeyName
     scopes: Scopes = Field(default_factory=list)
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
 
 
 class KeyUpdate(BaseModel):
@@ -64,7 +68,7 @@ class KeyUpdate(BaseModel):
 
     status: StatusValue | None = None
     name: KeyName | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> KeyUpdate:
