@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     server: str = "granian"  # or "uvicorn"; see bench/README.md for why granian is the default
     log_level: str = "info"
+    # The address people reach akener at (https://keys.example.com); redirects are built from it,
+    # never from the request's Host header. Unset: redirects are relative paths.
+    public_url: str | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Dashboard sign-in (docs/dashboard.md).
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
@@ -111,6 +115,21 @@ class Settings(BaseSettings):
         if value.startswith("sqlite://"):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        """An http(s) origin, optionally with a path prefix; no query, no fragment."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "AKENER_PUBLIC_URL must be an http(s) URL, e.g. https://keys.example.com"
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("AKENER_PUBLIC_URL must not have a query, a fragment or credentials")
+        return value.rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,13 +11,14 @@ import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from akener import durations
 from akener.errors import AkenerError, InvalidInput, ServiceUnavailable
+from akener.instants import parse_instant as _parse_instant
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -123,8 +124,4 @@ def parse_duration(
 
 def parse_instant(text: str, option: str) -> datetime:
     """An ISO 8601 date or date-time; UTC when it names no zone."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInput(f"{option} takes an ISO 8601 date or time, e.g. 2027-03-01") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return _parse_instant(text, option)

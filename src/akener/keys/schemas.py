@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from akener.accounts.permissions import ALL_PERMISSIONS, RESERVED_NAMESPACES, check_reserved
+from akener.instants import in_range_utc
 
 NAME_MAX = 100
 SCOPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-/*]{0,99}")
@@ -69,6 +70,8 @@ Scopes = Annotated[
     list[Scope], Field(json_schema_extra={"maxItems": MAX_SCOPES}), AfterValidator(clean_scopes)
 ]
 StatusValue = Literal["ACTIVE", "INACTIVE"]
+# Any UTC offset is accepted; the instant must convert to UTC inside the calendar.
+Expiry = Annotated[AwareDatetime, AfterValidator(in_range_utc)]
 
 
 class KeyCreate(BaseModel):
@@ -78,7 +81,7 @@ class KeyCreate(BaseModel):
 
     name: KeyName
     scopes: Scopes = Field(default_factory=list)
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
 
 
 class KeyUpdate(BaseModel):
@@ -88,7 +91,7 @@ class KeyUpdate(BaseModel):
 
     status: StatusValue | None = None
     name: KeyName | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
     scopes: Scopes | None = None
 
     @model_validator(mode="after")
