@@ -28,8 +28,11 @@ from akener.retention.service import RetentionPolicy
 from akener.settings import Settings, secret_problem
 from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
+from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
+from akener.verify.retire import DigestRetirer
 from akener.verify.service import Verifier
+from akener.verify.throttle import FailureThrottle, parse_networks
 from akener.verify.usage import UsageRecorder
 
 log = logging.getLogger("akener")
@@ -48,6 +51,7 @@ class Runtime:
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
     guard: SqliteFileGuard | None = None
+    counter: HostChangeCounter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -97,11 +101,15 @@ class Runtime:
                 raise
         cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
         usage = UsageRecorder(sessionmaker)
-        listener, watch = None, None
+        listener, watch, counter = None, None, None
+        fresh: Callable[[], bool] | None = None
         if settings.is_sqlite:
             # An in-memory database lives in this process only: its own commits are all there is.
             watch = SqliteChangeWatch(path, cache) if path is not None else None
+            fresh = watch.check if watch is not None else None
         else:
+            counter = await open_host_counter(engine, settings.change_counter_dir, cache)
+            fresh = counter.check if counter is not None else None
             listener = PgChangeListener(
                 asyncpg_dsn(settings.database_url),
                 cache,
@@ -113,11 +121,16 @@ class Runtime:
             peppers,
             cache=cache,
             usage=usage,
-            fresh=_fresh(watch, guard),
+            fresh=_fresh(fresh, guard),
+            throttle=FailureThrottle(settings.verify_max_failures, settings.verify_failure_window),
+            retirer=DigestRetirer(sessionmaker),
+            proxies=parse_networks(settings.trusted_proxies),
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
-        install_listeners(sessionmaker, [verifier.forget])
+        # Forget first, then tell the other processes of this host (before the answer is sent).
+        after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
+        install_listeners(sessionmaker, after_change)
         runtime = cls(
             settings,
             engine,
@@ -128,6 +141,7 @@ class Runtime:
             listener,
             watch,
             guard,
+            counter,
             clock=clock,
         )
         if listener is not None:
@@ -153,12 +167,16 @@ class Runtime:
         self.tasks.clear()
         if self.listener is not None:
             await self.listener.close()
+        if self.verifier.retirer is not None:
+            await self.verifier.retirer.wait()
         try:
-            await self.usage.flush()
+            await self.usage.close()
         except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept
             log.warning("could not write key usage at shutdown: %s", describe(exc))
         if self.watch is not None:
             self.watch.close()
+        if self.counter is not None:
+            self.counter.close()
         await self.engine.dispose()
 
 
@@ -183,13 +201,10 @@ async def record_secrets(
 
 
 def _fresh(
-    watch: SqliteChangeWatch | None, guard: SqliteFileGuard | None
+    check: Callable[[], bool] | None, guard: SqliteFileGuard | None
 ) -> Callable[[], bool] | None:
     """What the verifier asks before a cached answer: the change counter, and that the file
     is still the one opened (a flag the guard's background check sets)."""
-    if watch is None:
-        return None
-    if guard is None:
-        return watch.check
-    check = watch.check
+    if check is None or guard is None:
+        return check
     return lambda: guard.intact and check()

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from akener.durations import parse_duration
+from akener.verify.throttle import parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./akener.db"
 
@@ -106,6 +107,14 @@ class Settings(BaseSettings):
         found = parse_duration(value, name, allow_zero=True, minimum=None)
         return found or None
 
+    # Failed key checks that needed the database, per client address and window (0: no limit).
+    verify_max_failures: int = Field(default=100, ge=0)
+    verify_failure_window: float = Field(default=10.0, gt=0, le=3600)
+    # Addresses (or networks) whose X-Forwarded-For is believed, comma separated.
+    trusted_proxies: str = ""
+    # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
+    change_counter_dir: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _normalise_driver(cls, value: str) -> str:
@@ -135,6 +144,13 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        """Refuse anything but addresses and networks."""
+        parse_networks(value)
+        return value
 
     def peppers(self) -> dict[int, bytes]:
         """Secret per pepper version, current version included."""

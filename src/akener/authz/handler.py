@@ -16,6 +16,8 @@ once per cache entry. Any method is accepted.
   understands (an unknown parameter such as ``scopes`` or ``Scope``, or an empty ``scope=``).
   That is a mistake in the proxy's configuration; answering 200 would require nothing, so akener
   refuses, and logs a warning at most every 10 seconds.
+* 429 — this client address had too many failed checks that needed the database
+  (docs/verification.md, "Floods of unknown keys"); a cached key is still answered.
 * 503 — akener cannot decide (database unreachable and nothing trustworthy cached).
 
 Every answer carries the identity headers, empty on refusals, so a proxy that copies only the
@@ -35,7 +37,7 @@ from urllib.parse import quote, unquote_plus
 
 from starlette.types import Receive, Scope, Send
 
-from akener.errors import ServiceUnavailable
+from akener.errors import RateLimited, ServiceUnavailable
 from akener.keys import tokens
 from akener.logs import redact
 from akener.verify.bearer import MISSING_MESSAGE, REJECTED_MESSAGE, bearer_credential
@@ -77,6 +79,7 @@ _BEARER = (b"www-authenticate", b"Bearer")
 _MISSING = _error(401, "UNAUTHORIZED", MISSING_MESSAGE, _BEARER)
 _REJECTED = _error(401, "UNAUTHORIZED", REJECTED_MESSAGE, _BEARER)
 _FORBIDDEN = _error(403, "FORBIDDEN", "the key lacks a scope this route requires")
+_RATE_LIMITED = _error(429, "RATE_LIMITED", "too many failed key checks from this address")
 _UNAVAILABLE = _error(503, "SERVICE_UNAVAILABLE", "cannot check the key right now")
 _MISCONFIGURED = _error(
     500,
@@ -152,10 +155,15 @@ class ForwardAuth:
         verifier = self.verifier
         entry = verifier.cached(key)
         if entry is MISS:
+            peer = scope.get("client")
+            client = verifier.client(peer[0] if peer else None, scope["headers"])
             try:
-                entry = await verifier.lookup(key)
+                entry = await verifier.lookup(key, client)
             except ServiceUnavailable:
                 await self._answer(send, _UNAVAILABLE, scope)
+                return
+            except RateLimited:
+                await self._answer(send, _RATE_LIMITED, scope)
                 return
         if (
             entry is None

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from akener.installation.home import Installation
     from akener.settings import Settings
+    from akener.verify.hostcounter import HostChangeCounter
 
 T = TypeVar("T")
 
@@ -66,12 +67,17 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
     from akener.db.errors import DATABASE_ERRORS, describe, is_database_error
     from akener.installation.service import check_secrets
     from akener.keys.events import install_listeners
+    from akener.verify.hostcounter import open_host_counter
 
     async def _run() -> T:
         engine = engine_for(settings)
+        counter: HostChangeCounter | None = None
         try:
             sessionmaker = make_sessionmaker(engine)
-            install_listeners(sessionmaker, [])
+            # On PostgreSQL the servers of this host learn of the change before the command ends.
+            if not settings.is_sqlite:
+                counter = await open_host_counter(engine, settings.change_counter_dir)
+            install_listeners(sessionmaker, [counter.bump] if counter is not None else [])
             async with sessionmaker() as session:
                 await begin_write(session)
                 await check_secrets(session, settings.peppers(), str(find_installation().env_file))
@@ -89,6 +95,8 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
                 "('akener db upgrade')"
             ) from exc
         finally:
+            if counter is not None:
+                counter.close()
             await engine.dispose()
 
     return asyncio.run(_run())

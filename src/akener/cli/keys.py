@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -106,12 +107,13 @@ def list_(
 ) -> None:
     """List keys, newest first."""
     from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.db.base import utcnow
     from akener.keys import service, tokens
     from akener.keys.schemas import KeyRead
 
     settings = load_settings()
 
-    async def work(session: AsyncSession) -> list[KeyRead]:
+    async def work(session: AsyncSession) -> list[tuple[KeyRead, list[int]]]:
         rows, cursor = await service.list_keys(session, CLI_PRINCIPAL, limit=service.MAX_PAGE)
         found = list(rows)
         while cursor is not None:
@@ -119,33 +121,45 @@ def list_(
                 session, CLI_PRINCIPAL, limit=service.MAX_PAGE, cursor=cursor
             )
             found.extend(rows)
-        return [KeyRead.model_validate(r) for r in found]
+        now = utcnow()
+        return [(KeyRead.model_validate(r), _secret_versions(r, now)) for r in found]
 
-    keys = in_transaction(settings, work)
+    listed = in_transaction(settings, work)
     with quiet_on_closed_pipe():  # `akener keys list | head` ends quietly
-        _print_keys(keys, as_json=as_json, table_tail=tokens.table_tail)
+        _print_keys(listed, as_json=as_json, table_tail=tokens.table_tail)
 
 
-def _print_keys(keys: list[KeyRead], *, as_json: bool, table_tail: Callable[[str], str]) -> None:
+def _print_keys(
+    listed: list[tuple[KeyRead, list[int]]], *, as_json: bool, table_tail: Callable[[str], str]
+) -> None:
     if as_json:
-        for key in keys:
-            typer.echo(key.model_dump_json())
+        for key, versions in listed:
+            typer.echo(json.dumps(key.model_dump(mode="json") | {"secret_versions": versions}))
         return
-    if not keys:
+    if not listed:
         typer.echo("No keys yet. Create one with: akener keys create --name NAME", err=True)
         return
     now = datetime.now(UTC)
     typer.echo(
         f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED (UTC)':19}  {'EXPIRES (UTC)':19}  "
-        f"{'REQUESTS':>9}  NAME"
+        f"{'SECRET':6}  {'REQUESTS':>9}  NAME"
     )
-    for key in keys:
+    for key, versions in listed:
         status = "EXPIRED" if key.expires_at and key.expires_at <= now else key.status
         typer.echo(
             f"{key.id:32}  {status:8}  {table_tail(key.masked_key):32}  "
             f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  "
-            f"{key.request_count:>9}  {key.name}"
+            f"{'+'.join(f'v{v}' for v in versions):6}  {key.request_count:>9}  {key.name}"
         )
+
+
+def _secret_versions(row: ApiKey, now: datetime) -> list[int]:
+    """The server secret versions a key's live digests were made with: ``[2]``, or ``[2, 1]``
+    while a rotated-out secret digested under version 1 is in its grace period."""
+    versions = [row.pepper_version]
+    if row.previous_pepper_version is not None and row.previous_secret_valid(now):
+        versions.append(row.previous_pepper_version)
+    return list(dict.fromkeys(versions))
 
 
 def _when(value: datetime | None, empty: str) -> str:

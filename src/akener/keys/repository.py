@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.errors import InvalidInput
@@ -84,6 +84,22 @@ class KeyRepository:
             or_(ApiKey.digest.in_(digests), ApiKey.previous_digest.in_(digests))
         )
         return (await self.session.execute(stmt)).scalars().first()
+
+    async def replace_digest(
+        self, key_id: str, column: str, *, old: str, new: str, version: int
+    ) -> bool:
+        """Store ``new`` (made with pepper ``version``) in place of ``old`` in ``column``
+        (``digest`` or ``previous_digest``); False when ``old`` is no longer stored there."""
+        if column == "digest":
+            matches, values = ApiKey.digest == old, {"digest": new, "pepper_version": version}
+        elif column == "previous_digest":
+            matches = ApiKey.previous_digest == old
+            values = {"previous_digest": new, "previous_pepper_version": version}
+        else:
+            raise ValueError(column)
+        stmt = update(ApiKey).where(ApiKey.id == key_id, matches).values(**values)
+        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
 
     async def list_page(
         self, *, limit: int, cursor: str | None, status: str | None, q: str | None
