@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from akener.keys.events import CHANNEL
+from akener.keys.events import CHANNEL, read_change_payload
 from akener.verify.cache import KeyCache
 
 log = logging.getLogger("akener.verify")
@@ -42,10 +42,18 @@ def asyncpg_dsn(database_url: str) -> str:
 class PgChangeListener:
     """Keeps one LISTEN connection up and the cache's trust in step with it."""
 
-    def __init__(self, dsn: str, cache: KeyCache, *, check_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        cache: KeyCache,
+        *,
+        check_seconds: float = 5.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
         self.dsn = dsn
         self.cache = cache
         self.check_seconds = check_seconds
+        self.connect_timeout = connect_timeout  # AKENER_DB_CONNECT_TIMEOUT_SECONDS
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -63,7 +71,8 @@ class PgChangeListener:
     async def _connect(self) -> None:
         conn = await asyncpg.connect(
             self.dsn,
-            timeout=5,
+            timeout=self.connect_timeout,
+            command_timeout=self.connect_timeout,  # LISTEN itself must not hang on a frozen server
             server_settings={"application_name": f"{APPLICATION_NAME}:{os.getpid()}"},
         )
         lost = asyncio.Event()
@@ -128,7 +137,12 @@ class PgChangeListener:
             conn.terminate()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self.cache.forget(frozenset((payload,)))
+        # Tolerant of other akener versions' payloads (rolling upgrades, docs/operations.md).
+        keys = read_change_payload(payload)
+        if keys is None:
+            self.cache.clear()
+        elif keys:
+            self.cache.forget(keys)
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
@@ -139,4 +153,7 @@ class PgChangeListener:
             self._task = None
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            await conn.close(timeout=2)
+            try:
+                await conn.close(timeout=2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()  # the server does not answer: just drop the socket

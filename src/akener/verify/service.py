@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from akener.accounts.permissions import API_KEYS_VERIFY, Principal
+from akener.db.errors import DATABASE_ERRORS, RateLimitedLog, describe
 from akener.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from akener.keys import tokens
 from akener.keys.models import ApiKey, KeyStatus
@@ -75,7 +75,7 @@ def entry_from_row(row: ApiKey, digests: list[str]) -> CachedKey:
     return CachedKey(
         id=row.id,
         name=row.name,
-        scopes=frozenset(row.scopes),
+        scopes=row.effective_scopes,
         active=row.status == KeyStatus.ACTIVE.value,
         expires_at=min(ends).timestamp() if ends else None,
     )
@@ -115,7 +115,7 @@ class Verifier:
         self.usage = usage
         # Asked before every cached answer; False means "the cache cannot be trusted now".
         self._fresh = fresh
-        self._warned_at = 0.0
+        self._warn = RateLimitedLog(log)  # one line per 10 s, not one per refused request
         self.now = clock  # POSIX seconds; tests pass a clock they can move
         self.throttle = throttle
         self.retirer = retirer
@@ -184,12 +184,13 @@ class Verifier:
         try:
             async with self._sessionmaker() as session:
                 return await KeyRepository(session).get_by_digests(digests)
-        except (OperationalError, DBAPIError, OSError) as exc:
-            now = time.monotonic()
-            if now - self._warned_at > 10:  # one line per 10 s, not one per refused request
-                self._warned_at = now
-                log.warning("cannot reach the database to check a key: %s", type(exc).__name__)
-            raise ServiceUnavailable("cannot reach the database to check the key") from exc
+        except ServiceUnavailable:
+            raise
+        except DATABASE_ERRORS as exc:
+            # Any failure of the database layer (refused, reset, timed out, pool exhausted,
+            # disk full) is "cannot decide": 503, never a 500 and a traceback per request.
+            self._warn.warning("cannot check a key", exc)
+            raise ServiceUnavailable(f"cannot check the key: {describe(exc)}") from exc
 
     async def check(self, key: str, client: str | None = None) -> tuple[Verdict, CachedKey | None]:
         """Verdict and entry for any string; records usage when the key is accepted."""
