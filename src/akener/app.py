@@ -16,6 +16,7 @@ from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
 from akener.api.errors import install_error_handlers
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
+from akener.api.owners import router as owners_router
 from akener.api.verify import router as verify_router
 from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
@@ -43,6 +44,7 @@ def build_api() -> FastAPI:
     install_error_handlers(api)
     api.include_router(verify_router)
     api.include_router(keys_router)
+    api.include_router(owners_router)
     api.include_router(audit_router)
     return api
 

@@ -19,6 +19,8 @@ from akener.keys.schemas import (
     KeyRotate,
     KeyUpdate,
     StatusValue,
+    credits_in,
+    windows_in,
 )
 from akener.runtime import Runtime
 
@@ -39,10 +41,12 @@ async def list_keys(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: StatusValue | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    owner_id: Annotated[str | None, Query(max_length=128)] = None,
 ) -> KeyPage:
-    """Keys newest first; filter by status, search by name, page with ``next_cursor``."""
+    """Keys newest first; filter by status or owner id, search by name, page with
+    ``next_cursor``."""
     rows, next_cursor = await service.list_keys(
-        session, actor, limit=limit, cursor=cursor, status=status, q=q
+        session, actor, limit=limit, cursor=cursor, status=status, q=q, owner_id=owner_id
     )
     return KeyPage(items=[KeyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
@@ -67,6 +71,10 @@ async def create_key(
         expires_at=body.expires_at,
         peppers=runtime.peppers,
         now=runtime.clock(),
+        owner_id=body.owner_id,
+        rate_limits=windows_in(body.rate_limits),
+        credits=credits_in(body.credits),
+        allowed_ips=body.allowed_ips,
     )
     return KeyCreated.of(row, plaintext)
 
@@ -87,11 +95,14 @@ async def update_key(
 ) -> KeyRead:
     """Switch a key ACTIVE/INACTIVE, rename it, set or clear (null) its expiry, replace its scopes.
 
+    Also sets its ``owner_id``, ``rate_limits``, ``credits`` and ``allowed_ips`` (null clears).
     INACTIVE is refused from the very next request. Switching a key on, extending or clearing
-    its expiry and adding scopes need every scope the key holds (and every one added); a key
-    can do none of these to itself.
+    its expiry, adding scopes and loosening its limits (raising or removing a window, adding
+    credits, widening the allowlist, another owner) need every scope the key holds (and every
+    one added); a key can do none of these to itself.
     """
-    expiry = body.expires_at if "expires_at" in body.model_fields_set else service.UNSET
+    given = body.model_fields_set
+    expiry = body.expires_at if "expires_at" in given else service.UNSET
     row = await service.update_key(
         session,
         actor,
@@ -101,6 +112,10 @@ async def update_key(
         expires_at=expiry,
         scopes=body.scopes,
         now=runtime.clock(),
+        owner_id=body.owner_id if "owner_id" in given else service.UNSET,
+        rate_limits=windows_in(body.rate_limits) if "rate_limits" in given else service.UNSET,
+        credits=credits_in(body.credits) if "credits" in given else service.UNSET,
+        allowed_ips=body.allowed_ips if "allowed_ips" in given else service.UNSET,
     )
     return KeyRead.model_validate(row)
 

@@ -4,7 +4,7 @@ from akener.accounts.models import LoginFailure, Role, User, WebSession, user_ro
 from akener.audit.models import AuditEvent
 from akener.db.base import Base
 from akener.installation.models import SecretFingerprint
-from akener.keys.models import ApiKey, KeyChangeSeq
+from akener.keys.models import ApiKey, KeyChangeSeq, Owner
 from akener.verify.models import KeyUsage
 
 metadata = Base.metadata
@@ -15,6 +15,7 @@ __all__ = [
     "KeyChangeSeq",
     "KeyUsage",
     "LoginFailure",
+    "Owner",
     "Role",
     "SecretFingerprint",
     "User",

@@ -6,7 +6,13 @@ key: one that holds every scope the key holds (and every scope it adds; a suspen
 see migration 0007, counts as added when it is granted again). A key never lengthens
 its own life or widens itself, and rotates itself only with no grace period, so a rotation
 never leaves two live secrets behind. Taking power away (deactivating, an earlier expiry,
-removing scopes, deleting) needs only the permission of the action. The CLI is the operator's
+removing scopes, deleting) needs only the permission of the action.
+
+Limits follow the same rule (akener.keys.limits): raising or removing a rate limit, adding
+credits, widening the address allowlist and moving a key to another owner give the key more,
+so they are grants; a key never loosens its own limits. On top of that, a key that is itself
+limited can only create or shape keys at least as limited as itself, under its own owner
+(``require_within``). The CLI is the operator's
 trusted bootstrap and passes (``Principal.is_trusted``).
 """
 
@@ -18,6 +24,7 @@ from datetime import datetime
 
 from akener.accounts.permissions import Principal, describe_scope
 from akener.errors import PermissionDenied
+from akener.keys.limits import Limits, looser_than
 from akener.keys.models import ApiKey
 
 
@@ -29,6 +36,7 @@ class Widening:
     reactivate: bool = False
     extend_expiry: bool = False  # cleared, or moved later
     added_scopes: frozenset[str] = field(default_factory=frozenset)
+    loosened: tuple[str, ...] = ()  # what a limit change gives, in words (keys.limits.loosened)
 
     @property
     def widens(self) -> bool:
@@ -38,6 +46,7 @@ class Widening:
             or self.reactivate
             or self.extend_expiry
             or bool(self.added_scopes)
+            or bool(self.loosened)
         )
 
 
@@ -80,7 +89,22 @@ def require_may_change(actor: Principal, key: ApiKey, change: Widening) -> None:
         )
 
 
+def require_within(actor: Principal, bound: Limits | None, wanted: Limits) -> None:
+    """Raise PermissionDenied when a limited key (``bound``: its own limits) asks for a key
+    less limited than itself, or under another owner."""
+    if actor.is_trusted or bound is None or not bound.limited:
+        return
+    missing = looser_than(bound, wanted)
+    if missing:
+        raise PermissionDenied(
+            "a limited key can only make keys at least as limited as itself; give "
+            + "; ".join(missing)
+        )
+
+
 def _require_self_change(change: Widening) -> None:
+    if change.loosened:
+        raise PermissionDenied(f"a key cannot loosen its own limits ({change.loosened[0]})")
     if change.added_scopes:
         raise PermissionDenied("a key cannot add scopes to itself")
     if change.extend_expiry:
@@ -101,4 +125,6 @@ def _what(change: Widening) -> str:
         return "switching a key back on"
     if change.extend_expiry:
         return "extending or clearing a key's expiry"
+    if change.loosened:
+        return change.loosened[0]
     return "adding scopes to a key"

@@ -102,10 +102,18 @@ class KeyRepository:
         return bool(getattr(result, "rowcount", 0))
 
     async def list_page(
-        self, *, limit: int, cursor: str | None, status: str | None, q: str | None
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        status: str | None,
+        q: str | None,
+        owner_id: str | None = None,
     ) -> tuple[list[ApiKey], str | None]:
         """Keys newest first, filtered, one page plus the cursor of the next page."""
         stmt = select(ApiKey)
+        if owner_id is not None:
+            stmt = stmt.where(ApiKey.owner_id == owner_id)
         if status is not None:
             stmt = stmt.where(ApiKey.status == status)
         if q:

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from akener.accounts.permissions import ALL_PERMISSIONS, RESERVED_NAMESPACES, check_reserved
 from akener.instants import in_range_utc
+from akener.keys import limits as lim
 
 NAME_MAX = 100
 SCOPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-/*]{0,99}")
@@ -74,6 +75,94 @@ StatusValue = Literal["ACTIVE", "INACTIVE"]
 Expiry = Annotated[AwareDatetime, AfterValidator(in_range_utc)]
 
 
+OWNER_ID_RE = lim.OWNER_ID_RE
+WINDOW_NAME_RE = lim.WINDOW_NAME_RE
+
+
+def clean_owner_id(value: str) -> str:
+    """Letters, digits and ``_.-``, 1 to 128 characters."""
+    if not OWNER_ID_RE.fullmatch(value):
+        raise ValueError("owner_id must be 1 to 128 letters, digits, '_', '.' or '-'")
+    return value
+
+
+def clean_window_name(value: str) -> str:
+    """Letters, digits and ``_.-``, 1 to 64 characters."""
+    if not WINDOW_NAME_RE.fullmatch(value):
+        raise ValueError("a window name must be 1 to 64 letters, digits, '_', '.' or '-'")
+    return value
+
+
+OwnerId = Annotated[
+    str,
+    Field(strict=True, max_length=1000, json_schema_extra={"pattern": "^[A-Za-z0-9_.\\-]{1,128}$"}),
+    AfterValidator(clean_owner_id),
+]
+
+
+class RateLimitWindow(BaseModel):
+    """At most ``limit`` requests per ``period_seconds``, under ``name``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(strict=True, max_length=1000), AfterValidator(clean_window_name)]
+    limit: int = Field(strict=True, ge=1, le=lim.MAX_LIMIT)
+    period_seconds: int = Field(strict=True, ge=1, le=lim.MAX_PERIOD)
+
+
+def clean_windows(values: list[RateLimitWindow]) -> list[RateLimitWindow]:
+    """At most five windows, each name once."""
+    if len(values) > lim.MAX_WINDOWS:
+        raise ValueError(f"at most {lim.MAX_WINDOWS} rate-limit windows")
+    names = [w.name for w in values]
+    if len(set(names)) != len(names):
+        raise ValueError("each rate-limit window needs its own name")
+    return values
+
+
+def clean_allowed_ips(values: list[str]) -> list[str]:
+    """CIDR blocks, IPv4 or IPv6, in canonical form; duplicates dropped, order kept."""
+    if len(values) > lim.MAX_ALLOWED_IPS:
+        raise ValueError(f"at most {lim.MAX_ALLOWED_IPS} allowed address blocks")
+    return list(dict.fromkeys(str(lim.parse_network(v)) for v in values))
+
+
+RateLimits = Annotated[
+    list[RateLimitWindow],
+    Field(json_schema_extra={"maxItems": lim.MAX_WINDOWS}),
+    AfterValidator(clean_windows),
+]
+AllowedIps = Annotated[
+    list[Annotated[str, Field(strict=True, max_length=1000)]],
+    Field(json_schema_extra={"maxItems": lim.MAX_ALLOWED_IPS}),
+    AfterValidator(clean_allowed_ips),
+]
+
+
+class Refill(BaseModel):
+    """Set ``remaining`` to ``amount`` at 00:00 UTC (daily) or on the 1st at 00:00 UTC."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(strict=True, ge=1, le=lim.MAX_CREDITS)
+    interval: Literal["daily", "monthly"]
+
+
+class CreditsSet(BaseModel):
+    """Credits to spend; one per accepted request unless the verify API asks another cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remaining: int = Field(strict=True, ge=0, le=lim.MAX_CREDITS)
+    refill: Refill | None = None
+
+
+class CreditsRead(CreditsSet):
+    """Credits as stored, with the next refill instant (None: no refill)."""
+
+    refill_at: datetime | None = None
+
+
 class KeyCreate(BaseModel):
     """Body of POST /api/v1/keys."""
 
@@ -82,6 +171,10 @@ class KeyCreate(BaseModel):
     name: KeyName
     scopes: Scopes = Field(default_factory=list)
     expires_at: Expiry | None = None
+    owner_id: OwnerId | None = None
+    rate_limits: RateLimits = Field(default_factory=list)
+    credits: CreditsSet | None = None
+    allowed_ips: AllowedIps = Field(default_factory=list)
 
 
 class KeyUpdate(BaseModel):
@@ -93,12 +186,21 @@ class KeyUpdate(BaseModel):
     name: KeyName | None = None
     expires_at: Expiry | None = None
     scopes: Scopes | None = None
+    # null clears: no owner, no windows, unlimited credits, any address.
+    owner_id: OwnerId | None = None
+    rate_limits: RateLimits | None = None
+    credits: CreditsSet | None = None
+    allowed_ips: AllowedIps | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> KeyUpdate:
+        clearable = {"expires_at", "owner_id", "rate_limits", "credits", "allowed_ips"}
         unset = self.status is None and self.name is None and self.scopes is None
-        if unset and "expires_at" not in self.model_fields_set:
-            raise ValueError("give 'status', 'name', 'expires_at' and/or 'scopes'")
+        if unset and not self.model_fields_set & clearable:
+            raise ValueError(
+                "give 'status', 'name', 'expires_at', 'scopes', 'owner_id', 'rate_limits',"
+                " 'credits' and/or 'allowed_ips'"
+            )
         return self
 
 
@@ -133,6 +235,10 @@ class KeyRead(BaseModel):
     previous_valid_until: datetime | None = None
     rotated_at: datetime | None = None
     request_count: int = 0
+    owner_id: str | None = None
+    rate_limits: list[RateLimitWindow] = Field(default_factory=list)
+    credits: CreditsRead | None = None
+    allowed_ips: list[str] = Field(default_factory=list)
 
 
 class KeyCreated(KeyRead):
@@ -151,3 +257,42 @@ class KeyPage(BaseModel):
 
     items: list[KeyRead]
     next_cursor: str | None
+
+
+class OwnerSet(BaseModel):
+    """Body of PUT /api/v1/owners/{owner_id}: limits shared by every key of the owner."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limits: RateLimits = Field(default_factory=list)
+    credits: CreditsSet | None = None
+
+
+class OwnerRead(BaseModel):
+    """An owner: its shared limits and how many keys it has."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    owner_id: str
+    rate_limits: list[RateLimitWindow] = Field(default_factory=list)
+    credits: CreditsRead | None = None
+    key_count: int = 0
+
+
+def windows_in(values: list[RateLimitWindow] | None) -> list[lim.Window] | None:
+    """Validated windows for the services."""
+    if values is None:
+        return None
+    return [lim.Window(w.name, w.limit, w.period_seconds) for w in values]
+
+
+def credits_in(value: CreditsSet | None) -> lim.Credits | None:
+    """Validated credits for the services."""
+    if value is None:
+        return None
+    refill = value.refill
+    return lim.Credits(
+        value.remaining,
+        None if refill is None else refill.amount,
+        None if refill is None else refill.interval,
+    )

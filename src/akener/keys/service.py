@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from akener.audit.service import diff, record_event
 from akener.db.base import utcnow
 from akener.errors import Conflict, InvalidInput, NotFound
 from akener.keys import grants, tokens
+from akener.keys import limits as lim
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
@@ -54,11 +56,21 @@ async def create_key(
     peppers: Peppers,
     expires_at: datetime | None = None,
     now: datetime | None = None,
+    owner_id: str | None = None,
+    rate_limits: list[lim.Window] | None = None,
+    credits: lim.Credits | None = None,
+    allowed_ips: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns the row and the plaintext, which exists nowhere else afterwards."""
+    """Create a key; returns the row and the plaintext, which exists nowhere else afterwards.
+
+    A limited key creating a key must make it at least as limited, under its own owner.
+    """
     actor.require(API_KEYS_WRITE)
     actor.require_can_grant(scopes)
-    _check_expiry(expires_at, now or utcnow())
+    now = now or utcnow()
+    _check_expiry(expires_at, now)
+    wanted = _wanted(owner_id, rate_limits or [], credits, allowed_ips or [])
+    grants.require_within(actor, await _actor_limits(session, actor), wanted)
     plaintext = tokens.generate_key()
     key = ApiKey(
         name=name,
@@ -70,6 +82,7 @@ async def create_key(
         created_by=actor.actor,
         expires_at=expires_at,
     )
+    _store_limits(key, wanted, now)
     try:
         async with session.begin_nested():
             await KeyRepository(session).add(key)
@@ -87,8 +100,9 @@ async def list_keys(
     cursor: str | None = None,
     status: str | None = None,
     q: str | None = None,
+    owner_id: str | None = None,
 ) -> tuple[list[ApiKey], str | None]:
-    """One page of keys, newest first."""
+    """One page of keys, newest first (only ``owner_id``'s keys when given)."""
     actor.require(API_KEYS_READ)
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
@@ -97,7 +111,11 @@ async def list_keys(
     if q and any(ord(ch) < 32 or ord(ch) == 127 for ch in q):
         # Names never hold control characters, and PostgreSQL refuses NUL in a parameter.
         raise InvalidInput("q must not contain control characters", field="q")
-    return await KeyRepository(session).list_page(limit=limit, cursor=cursor, status=status, q=q)
+    if owner_id is not None:
+        _check_owner_id(owner_id)
+    return await KeyRepository(session).list_page(
+        limit=limit, cursor=cursor, status=status, q=q, owner_id=owner_id
+    )
 
 
 async def get_key(session: AsyncSession, actor: Principal, key_id: str) -> ApiKey:
@@ -116,17 +134,30 @@ async def update_key(
     expires_at: datetime | Unset | None = UNSET,
     scopes: list[str] | None = None,
     now: datetime | None = None,
+    owner_id: str | Unset | None = UNSET,
+    rate_limits: list[lim.Window] | Unset | None = UNSET,
+    credits: lim.Credits | Unset | None = UNSET,
+    allowed_ips: list[str] | Unset | None = UNSET,
 ) -> ApiKey:
-    """Switch a key on or off, rename it, set or clear its expiry, and/or replace its scopes.
+    """Switch a key on or off, rename it, set or clear its expiry, replace its scopes, and/or
+    set its limits (None clears one: no owner, no windows, unlimited credits, any address).
 
-    What gives the key more (switching it on, a later or no expiry, new scopes) is granting it:
-    see akener.keys.grants.
+    What gives the key more (switching it on, a later or no expiry, new scopes, looser limits)
+    is granting it: see akener.keys.grants.
     """
     actor.require(API_KEYS_WRITE)
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
+    now = now or utcnow()
     key = await _load(session, key_id, for_update=True)
     wanted = key.expires_at if isinstance(expires_at, Unset) else expires_at
+    current = _current_limits(key, now)
+    limits = _wanted(
+        current.owner_id if isinstance(owner_id, Unset) else owner_id,
+        list(current.windows) if isinstance(rate_limits, Unset) else rate_limits or [],
+        current.credits if isinstance(credits, Unset) else credits,
+        [str(n) for n in current.allowed] if isinstance(allowed_ips, Unset) else allowed_ips or [],
+    )
     grants.require_may_change(
         actor,
         key,
@@ -134,9 +165,14 @@ async def update_key(
             reactivate=status == KeyStatus.ACTIVE.value and not key.is_active,
             extend_expiry=grants.extends_expiry(key.expires_at, wanted),
             added_scopes=grants.added_scopes(key, scopes or ()),
+            loosened=tuple(lim.loosened(current, limits)),
         ),
     )
+    if limits != current:
+        grants.require_within(actor, await _actor_limits(session, actor), limits)
     before = _audited(key)
+    if limits != current:
+        _store_limits(key, limits, now, keep_credits=limits.credits == current.credits)
     if wanted != key.expires_at:
         _check_expiry(wanted, now or utcnow())
         if key.previous_valid_until and wanted and key.previous_valid_until > wanted:
@@ -180,6 +216,70 @@ async def _audit_update(
         after["suspended_scopes"],
     ):
         await _audit(session, actor, "key.scopes_changed", key, diff(before, after))
+    if any(before[f] != after[f] for f in LIMIT_FIELDS):
+        await _audit(session, actor, "key.limits_changed", key, diff(before, after))
+
+
+LIMIT_FIELDS = ("owner_id", "rate_limits", "credits", "allowed_ips")
+
+
+def _check_owner_id(owner_id: str) -> None:
+    if not lim.OWNER_ID_RE.fullmatch(owner_id):
+        raise InvalidInput(
+            "owner_id must be 1 to 128 letters, digits, '_', '.' or '-'", field="owner_id"
+        )
+
+
+def _wanted(
+    owner_id: str | None,
+    windows: list[lim.Window],
+    credits: lim.Credits | None,
+    allowed_ips: list[str],
+) -> lim.Limits:
+    """Limits from their parts, checked here too (the CLI and the dashboard come this way)."""
+    if owner_id is not None:
+        _check_owner_id(owner_id)
+    lim.check_windows(windows)
+    if credits is not None:
+        lim.check_credits(credits)
+    if len(allowed_ips) > lim.MAX_ALLOWED_IPS:
+        raise InvalidInput(f"at most {lim.MAX_ALLOWED_IPS} allowed address blocks", "allowed_ips")
+    try:
+        allowed = tuple(dict.fromkeys(lim.parse_network(v) for v in allowed_ips))
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="allowed_ips") from None
+    return lim.Limits(tuple(windows), credits, allowed, owner_id)
+
+
+def _current_limits(key: ApiKey, now: datetime) -> lim.Limits:
+    """The key's limits with any refill that is due applied to its credits."""
+    limits = key.limits()
+    if limits.credits is None:
+        return limits
+    c = limits.credits
+    remaining, _ = lim.refilled(
+        c.remaining, c.refill_amount, c.refill_interval, key.credits_refilled_at, now
+    )
+    return dataclasses.replace(limits, credits=dataclasses.replace(c, remaining=remaining))
+
+
+def _store_limits(
+    key: ApiKey, limits: lim.Limits, now: datetime, keep_credits: bool = False
+) -> None:
+    key.owner_id = limits.owner_id
+    key.rate_limits = [w.as_json() for w in limits.windows]
+    key.allowed_ips = [str(n) for n in limits.allowed]
+    if keep_credits:
+        return
+    lim.store_credits(key, limits.credits, now)
+
+
+async def _actor_limits(session: AsyncSession, actor: Principal) -> lim.Limits | None:
+    """The acting key's own limits (None for a person or the CLI)."""
+    if actor.kind != "key":
+        return None
+    row = await KeyRepository(session).get_by_id(actor.id)
+    return None if row is None else _current_limits(row, utcnow())
 
 
 async def rotate_key(
@@ -295,6 +395,16 @@ def _audited(key: ApiKey) -> dict[str, Any]:
             "scopes": list(key.scopes),
             "suspended_scopes": list(key.suspended_scopes or []),
             "expires_at": key.expires_at,
+            "owner_id": key.owner_id,
+            "rate_limits": list(key.rate_limits or []),
+            "credits": None
+            if key.credits_remaining is None
+            else {
+                "remaining": key.credits_remaining,
+                "refill_amount": key.credits_refill_amount,
+                "refill_interval": key.credits_refill_interval,
+            },
+            "allowed_ips": list(key.allowed_ips or []),
         }
     )
 
