@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,16 @@ from akener.cli.common import (
     parse_duration,
     parse_instant,
     quiet_on_closed_pipe,
+)
+from akener.cli.limit_options import (
+    AllowIpOpt,
+    CreditsOpt,
+    OwnerOpt,
+    RefillOpt,
+    WindowOpt,
+    describe,
+    parse_credits,
+    parse_window,
 )
 from akener.errors import InvalidInput
 
@@ -56,6 +66,11 @@ def create(
         str | None, typer.Option("--expires-at", help="Expire at this ISO 8601 date or time.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
+    owner_id: OwnerOpt = None,
+    rate_limit: WindowOpt = None,
+    credits: CreditsOpt = None,
+    refill: RefillOpt = None,
+    allow_ip: AllowIpOpt = None,
 ) -> None:
     """Create a key. Its plaintext alone goes to stdout: save it, it is never shown again."""
     from pydantic import ValidationError
@@ -69,8 +84,16 @@ def create(
     expiry = parse_instant(expires_at, "--expires-at") if expires_at else None
     if expires_in is not None:
         expiry = datetime.now(UTC) + parse_duration(expires_in, "--expires-in")
+    windows = [parse_window(w) for w in rate_limit or []]
+    credit = parse_credits(credits, refill)
     try:
-        body = KeyCreate(name=name, scopes=scope or [], expires_at=expiry)
+        body = KeyCreate(
+            name=name,
+            scopes=scope or [],
+            expires_at=expiry,
+            owner_id=owner_id,
+            allowed_ips=allow_ip or [],
+        )
     except ValidationError as exc:
         raise InvalidInput(
             "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
@@ -86,6 +109,10 @@ def create(
             scopes=body.scopes,
             expires_at=body.expires_at,
             peppers=peppers,
+            owner_id=body.owner_id,
+            rate_limits=windows,
+            credits=credit,
+            allowed_ips=body.allowed_ips,
         )
 
     row, plaintext = in_transaction(settings, work)
@@ -95,7 +122,9 @@ def create(
     else:
         typer.echo(plaintext)
     typer.echo(
-        f"Created key {row.name!r} (id {row.id}). Save it now: it cannot be shown again.", err=True
+        f"Created key {row.name!r} (id {row.id}; {describe(row)}). Save it now: it cannot be"
+        " shown again.",
+        err=True,
     )
 
 
@@ -216,6 +245,34 @@ def update(
     never_expires: Annotated[
         bool, typer.Option("--never-expires", help="Clear the key's expiry.")
     ] = False,
+    owner_id: OwnerOpt = None,
+    no_owner: Annotated[
+        bool, typer.Option("--no-owner", help="Take the key from its owner.")
+    ] = False,
+    rate_limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rate-limit",
+            help="The key's windows from now on, all of them: NAME=LIMIT/PERIOD (repeat).",
+        ),
+    ] = None,
+    no_rate_limits: Annotated[
+        bool, typer.Option("--no-rate-limits", help="Remove every rate-limit window.")
+    ] = False,
+    credits: CreditsOpt = None,
+    refill: RefillOpt = None,
+    unlimited_credits: Annotated[
+        bool, typer.Option("--unlimited-credits", help="Remove the key's credits limit.")
+    ] = False,
+    allow_ip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-ip", help="The allowed CIDR blocks from now on, all of them (repeat)."
+        ),
+    ] = None,
+    any_ip: Annotated[
+        bool, typer.Option("--any-ip", help="Allow the key from any address.")
+    ] = False,
 ) -> None:
     """Rename a key, replace its scopes, or set or clear its expiry (the operator may grant any)."""
     from pydantic import ValidationError
@@ -236,10 +293,25 @@ def update(
         expiry = utcnow() + parse_duration(expires_in, "--expires-in")
     elif never_expires:
         expiry = None
+    limits = _limit_changes(
+        owner_id,
+        no_owner,
+        rate_limit,
+        no_rate_limits,
+        credits,
+        refill,
+        unlimited_credits,
+        allow_ip,
+        any_ip,
+    )
     fields: dict[str, object] = {"name": name, "scopes": [] if no_scopes else scope}
     fields = {k: v for k, v in fields.items() if v is not None}
-    if isinstance(expiry, service.Unset) and not fields:
-        raise InvalidInput("give --name, --scope, --no-scopes or an expiry option")
+    if "owner_id" in limits:
+        fields["owner_id"] = limits["owner_id"]
+    if "allowed_ips" in limits:
+        fields["allowed_ips"] = limits["allowed_ips"]
+    if isinstance(expiry, service.Unset) and not fields and not limits:
+        raise InvalidInput("give --name, --scope, --no-scopes, an expiry or a limit option")
     try:
         body = KeyUpdate.model_validate(
             fields if isinstance(expiry, service.Unset) else {**fields, "expires_at": expiry}
@@ -258,12 +330,51 @@ def update(
             name=body.name,
             scopes=body.scopes,
             expires_at=expiry,
+            owner_id=body.owner_id if "owner_id" in limits else service.UNSET,
+            rate_limits=limits.get("rate_limits", service.UNSET),
+            credits=limits.get("credits", service.UNSET),
+            allowed_ips=body.allowed_ips if "allowed_ips" in limits else service.UNSET,
         )
 
     row = in_transaction(settings, work)
     scopes = ", ".join(row.scopes) or "none"
     until = row.expires_at.isoformat() if row.expires_at else "never"
-    typer.echo(f"Updated key {row.name!r} ({row.id}): scopes {scopes}; expires {until}.", err=True)
+    typer.echo(
+        f"Updated key {row.name!r} ({row.id}): scopes {scopes}; expires {until}; {describe(row)}.",
+        err=True,
+    )
+
+
+def _limit_changes(
+    owner_id: str | None,
+    no_owner: bool,
+    rate_limit: list[str] | None,
+    no_rate_limits: bool,
+    credits: int | None,
+    refill: str | None,
+    unlimited_credits: bool,
+    allow_ip: list[str] | None,
+    any_ip: bool,
+) -> dict[str, Any]:
+    """The limit fields ``keys update`` was asked to set (absent: unchanged)."""
+    for given, clear, names in (
+        (owner_id is not None, no_owner, "--owner-id or --no-owner"),
+        (bool(rate_limit), no_rate_limits, "--rate-limit or --no-rate-limits"),
+        (credits is not None, unlimited_credits, "--credits or --unlimited-credits"),
+        (bool(allow_ip), any_ip, "--allow-ip or --any-ip"),
+    ):
+        if given and clear:
+            raise InvalidInput(f"give {names}, not both")
+    found: dict[str, Any] = {}
+    if owner_id is not None or no_owner:
+        found["owner_id"] = owner_id
+    if rate_limit or no_rate_limits:
+        found["rate_limits"] = [parse_window(w) for w in rate_limit or []]
+    if credits is not None or unlimited_credits or refill is not None:
+        found["credits"] = parse_credits(credits, refill)
+    if allow_ip or any_ip:
+        found["allowed_ips"] = list(allow_ip or [])
+    return found
 
 
 @app.command("rotate")
