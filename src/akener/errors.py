@@ -3,10 +3,12 @@
     AkenerError
     ├── AuthenticationFailed   no, malformed, unknown, inactive or expired credential
     ├── PermissionDenied       valid credential lacking a permission
+    │   └── AddressNotAllowed  the key's allowlist does not hold the client's address
     ├── NotFound               unknown id
     ├── Conflict               a unique value already taken
     ├── InvalidInput           a value breaks a rule (field-level detail optional)
     ├── RateLimited            too many attempts
+    │   └── UsageExceeded      no credits left
     └── ServiceUnavailable     akener cannot decide (database unreachable)
 
 ``akener.api.errors`` and the CLI wrapper are the only places that turn them into answers.
@@ -63,6 +65,22 @@ class RateLimited(AkenerError):
     """Too many attempts in a short time."""
 
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds until a request would pass, when known
+
+
+class UsageExceeded(RateLimited):
+    """The key (or its owner) has no credits left."""
+
+    code = "USAGE_EXCEEDED"
+
+
+class AddressNotAllowed(PermissionDenied):
+    """The key may not be used from the client's address."""
+
+    code = "IP_NOT_ALLOWED"
 
 
 class ServiceUnavailable(AkenerError):

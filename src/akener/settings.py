@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     # Failed key checks that needed the database, per client address and window (0: no limit).
     verify_max_failures: int = Field(default=100, ge=0)
     verify_failure_window: float = Field(default=10.0, gt=0, le=3600)
-    # Addresses (or networks) whose X-Forwarded-For is believed, comma separated.
-    trusted_proxies: str = ""
+    # Addresses (or networks) whose forwarding headers are believed, comma separated.
+    trusted_proxies: str = "127.0.0.0/8, ::1"
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None
 

@@ -24,12 +24,15 @@ NEEDS = {
     ("GET", "/api/v1/audit"): "audit.read",
     ("POST", "/api/v1/keys/{key_id}/rotate"): "api_keys.write",
     ("POST", "/api/v1/keys/verify"): "api_keys.verify",
+    ("GET", "/api/v1/owners/{owner_id}"): "api_keys.read",
+    ("PUT", "/api/v1/owners/{owner_id}"): "api_keys.write",
 }
 BODIES = {
     ("POST", "/api/v1/keys"): {"name": "probe"},
     ("PATCH", "/api/v1/keys/{key_id}"): {"status": "INACTIVE"},
     ("POST", "/api/v1/keys/{key_id}/rotate"): {"grace_period_seconds": 60},
     ("POST", "/api/v1/keys/verify"): {"key": "akener_" + "0" * 64, "scopes": []},
+    ("PUT", "/api/v1/owners/{owner_id}"): {},
 }
 
 

@@ -179,7 +179,9 @@ async def test_a_limited_key_creates_only_keys_at_least_as_limited_under_its_own
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     _, admin = await make_key(runtime, "admin", scopes=ADMIN)
-    parent = await create(client, admin, name="parent", scopes=WRITER, **LIMITS)
+    # The test client calls from 127.0.0.1: the parent must be usable from there.
+    own = {**LIMITS, "allowed_ips": [*LIMITS["allowed_ips"], "127.0.0.0/8"]}
+    parent = await create(client, admin, name="parent", scopes=WRITER, **own)
     limited = parent.json()["key"]
     refused: list[dict[str, Any]] = [
         {},

@@ -25,6 +25,12 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+def client_of(request: Request) -> str | None:
+    """The request's client address by the one rule (akener.verify.throttle.request_client)."""
+    peer = request.client.host if request.client else None
+    return get_runtime(request).verifier.client(peer, request.scope["headers"])
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session and transaction per request; committed by AutoCommitRoute."""
     async with get_runtime(request).sessionmaker() as session:

@@ -25,9 +25,12 @@ STATUS_BY_CODE = {
     "CONFLICT": 409,
     "VALIDATION_ERROR": 422,
     "RATE_LIMITED": 429,
+    "USAGE_EXCEEDED": 429,
+    "IP_NOT_ALLOWED": 403,
     "SERVICE_UNAVAILABLE": 503,
 }
-CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()} | {
+_LIMIT_CODES = ("USAGE_EXCEEDED", "IP_NOT_ALLOWED")  # statuses whose main code is another
+CODE_BY_STATUS = {s: c for c, s in STATUS_BY_CODE.items() if c not in _LIMIT_CODES} | {
     400: "BAD_REQUEST",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
@@ -82,7 +85,11 @@ def akener_error_response(exc: AkenerError) -> Response:
     field = getattr(exc, "field", None)
     if field:
         fields = [{"field": field, "message": exc.message}]
-    return error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, exc.message, fields)
+    answer = error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, exc.message, fields)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        answer.headers["Retry-After"] = str(retry_after)
+    return answer
 
 
 def _describe(error: dict[str, Any]) -> dict[str, str]:

@@ -16,8 +16,13 @@ once per cache entry. Any method is accepted.
   understands (an unknown parameter such as ``scopes`` or ``Scope``, or an empty ``scope=``).
   That is a mistake in the proxy's configuration; answering 200 would require nothing, so akener
   refuses, and logs a warning at most every 10 seconds.
-* 429 — this client address had too many failed checks that needed the database
-  (docs/verification.md, "Floods of unknown keys"); a cached key is still answered.
+* 429 ``RATE_LIMITED`` — this client address had too many failed checks that needed the
+  database (docs/verification.md, "Floods of unknown keys"); a cached key is still answered.
+* 429 ``RATE_LIMITED`` / ``USAGE_EXCEEDED`` with ``Retry-After``, ``RateLimit-Policy`` and
+  ``RateLimit`` — the key's own rate limit or credits (docs/limits.md); 403 ``IP_NOT_ALLOWED``
+  — the client address is outside the key's allowlist.
+* On 200 also ``X-Akener-Owner-Id`` and ``X-Akener-Credits-Remaining`` (empty when they do
+  not apply).
 * 503 — akener cannot decide (database unreachable and nothing trustworthy cached).
 
 Every answer carries the identity headers, empty on refusals, so a proxy that copies only the
@@ -42,6 +47,13 @@ from akener.keys import tokens
 from akener.logs import redact
 from akener.verify.bearer import MISSING_MESSAGE, REJECTED_MESSAGE, bearer_credential
 from akener.verify.cache import MISS, CachedKey
+from akener.verify.limiter import (
+    IP_NOT_ALLOWED,
+    RATE_LIMITED,
+    USAGE_EXCEEDED,
+    Admission,
+    EntryLimits,
+)
 from akener.verify.service import Verifier
 
 log = logging.getLogger("akener.authz")
@@ -62,7 +74,13 @@ def header_name(name: str) -> bytes:
 
 # Sent empty on every refusal: a proxy that copies only the headers it receives (Envoy) then
 # still replaces the client's own.
-_NO_IDENTITY = [(b"x-akener-key-id", b""), (b"x-akener-key-name", b""), (b"x-akener-scopes", b"")]
+_NO_IDENTITY = [
+    (b"x-akener-key-id", b""),
+    (b"x-akener-key-name", b""),
+    (b"x-akener-scopes", b""),
+    (b"x-akener-owner-id", b""),
+    (b"x-akener-credits-remaining", b""),
+]
 
 
 def _error(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> dict[str, Any]:
@@ -80,6 +98,7 @@ _MISSING = _error(401, "UNAUTHORIZED", MISSING_MESSAGE, _BEARER)
 _REJECTED = _error(401, "UNAUTHORIZED", REJECTED_MESSAGE, _BEARER)
 _FORBIDDEN = _error(403, "FORBIDDEN", "the key lacks a scope this route requires")
 _RATE_LIMITED = _error(429, "RATE_LIMITED", "too many failed key checks from this address")
+_IP_NOT_ALLOWED = _error(403, "IP_NOT_ALLOWED", "this key may not be used from this address")
 _UNAVAILABLE = _error(503, "SERVICE_UNAVAILABLE", "cannot check the key right now")
 _MISCONFIGURED = _error(
     500,
@@ -89,13 +108,48 @@ _MISCONFIGURED = _error(
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 
 
+_NO_CREDITS = (b"x-akener-credits-remaining", b"")
+
+
 def _allow_headers(entry: CachedKey) -> list[tuple[bytes, bytes]]:
+    limits: EntryLimits | None = entry.limits
+    owner = limits.owner_id if limits is not None and limits.owner_id else ""
     return [
         (b"x-akener-key-id", entry.id.encode("ascii")),
         (b"x-akener-key-name", header_name(entry.name)),
         (b"x-akener-scopes", " ".join(sorted(entry.scopes)).encode("ascii")),
+        (b"x-akener-owner-id", owner.encode("ascii")),
         (b"content-length", b"0"),
+        _NO_CREDITS,  # last: a key with credits replaces it per request
     ]
+
+
+def ratelimit_headers(admission: Admission) -> list[tuple[bytes, bytes]]:
+    """``RateLimit-Policy`` and ``RateLimit`` as in draft-ietf-httpapi-ratelimit-headers-11:
+    one item per window, named by the window (quota ``q``, window ``w``; remaining ``r``,
+    seconds to reset ``t``)."""
+    if not admission.windows:
+        return []
+    policy = ", ".join(f'"{w.name}";q={w.limit};w={w.period}' for w in admission.windows)
+    state = ", ".join(f'"{w.name}";r={w.remaining};t={w.reset}' for w in admission.windows)
+    return [(b"ratelimit-policy", policy.encode("ascii")), (b"ratelimit", state.encode("ascii"))]
+
+
+def _credits_header(admission: Admission) -> tuple[bytes, bytes]:
+    if admission.credits_remaining is None:
+        return _NO_CREDITS
+    return (b"x-akener-credits-remaining", str(admission.credits_remaining).encode("ascii"))
+
+
+def _limited(admission: Admission) -> dict[str, Any]:
+    if admission.code == USAGE_EXCEEDED:
+        message = "this key has no credits left"
+    else:
+        message = "this key's rate limit is reached"
+    extra = ratelimit_headers(admission)
+    if admission.retry_after is not None:
+        extra.append((b"retry-after", str(admission.retry_after).encode("ascii")))
+    return _error(429, admission.code or RATE_LIMITED, message, *extra)
 
 
 def _scopes_in(text: str) -> frozenset[str]:
@@ -175,11 +229,27 @@ class ForwardAuth:
         if required and not entry.scopes.issuperset(required):
             await self._answer(send, _FORBIDDEN, scope, entry)
             return
-        if verifier.usage is not None:
-            verifier.usage.record(entry.id)
         headers = entry.edge
         if headers is None:
             headers = entry.edge = _allow_headers(entry)
+        if entry.limits is not None:
+            peer = scope.get("client")
+            client = verifier.client(peer[0] if peer else None, scope["headers"])
+            try:
+                admission = await verifier.admit(entry, client)
+            except ServiceUnavailable:
+                await self._answer(send, _UNAVAILABLE, scope, entry)
+                return
+            assert admission is not None
+            if admission.code == IP_NOT_ALLOWED:
+                await self._answer(send, _IP_NOT_ALLOWED, scope, entry)
+                return
+            if admission.code is not None:
+                await self._answer(send, _limited(admission), scope, entry)
+                return
+            headers = [*headers[:-1], _credits_header(admission), *ratelimit_headers(admission)]
+        if verifier.usage is not None:
+            verifier.usage.record(entry.id)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send(_EMPTY_BODY)
         if log.isEnabledFor(logging.DEBUG):

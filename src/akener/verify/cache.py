@@ -36,7 +36,7 @@ MISS: Final = Miss.MISS  # "the cache cannot say": only the database can answer
 class CachedKey:
     """What the checks need to know about one stored key (active or not)."""
 
-    __slots__ = ("active", "edge", "expires_at", "id", "name", "scopes")
+    __slots__ = ("active", "edge", "expires_at", "id", "limits", "name", "scopes")
 
     def __init__(
         self,
@@ -45,6 +45,7 @@ class CachedKey:
         scopes: frozenset[str],
         active: bool,
         expires_at: float | None = None,
+        limits: Any = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -52,6 +53,8 @@ class CachedKey:
         self.active = active
         # POSIX seconds; None = never. Room for the expiry feature; checked by the verifier.
         self.expires_at = expires_at
+        # akener.verify.limiter.EntryLimits, or None for a key without any limit (the fast path).
+        self.limits = limits
         # An edge (forward-auth) may memoise its rendering of this entry here, e.g. response
         # headers; it dies with the entry, so it can never outlive an invalidation.
         self.edge: Any = None

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from akener.keys.schemas import MAX_SCOPES
+
+
+def _check_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("ip must be an IPv4 or IPv6 address") from None
 
 
 class VerifyRequest(BaseModel):
@@ -17,6 +26,33 @@ class VerifyRequest(BaseModel):
     # Any string: a malformed one is an answer (MALFORMED), not a request error.
     key: str = Field(max_length=4096)
     scopes: list[str] = Field(default_factory=list, max_length=MAX_SCOPES)
+    # The end user's address, checked against the key's allowlist (absent: only keys without
+    # an allowlist pass).
+    ip: Annotated[str, AfterValidator(_check_ip)] | None = Field(default=None, max_length=64)
+    cost: int = Field(default=1, ge=0, le=1000)
+
+
+class WindowRead(BaseModel):
+    """One rate-limit window after this check."""
+
+    name: str
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+
+class CreditsLeft(BaseModel):
+    """The credits after this check."""
+
+    remaining: int | None
+    refill_at: datetime | None
+
+
+class LimitsRead(BaseModel):
+    """The key's limits as this check left them."""
+
+    windows: list[WindowRead]
+    credits: CreditsLeft | None
 
 
 class VerifiedKeyRead(BaseModel):
@@ -31,5 +67,16 @@ class VerifyResponse(BaseModel):
     """Always returned with 200: ``valid`` and the reason in ``code``."""
 
     valid: bool
-    code: Literal["VALID", "NOT_FOUND", "INACTIVE", "EXPIRED", "MALFORMED", "INSUFFICIENT_SCOPE"]
+    code: Literal[
+        "VALID",
+        "NOT_FOUND",
+        "INACTIVE",
+        "EXPIRED",
+        "MALFORMED",
+        "INSUFFICIENT_SCOPE",
+        "RATE_LIMITED",
+        "USAGE_EXCEEDED",
+        "IP_NOT_ALLOWED",
+    ]
     key: VerifiedKeyRead | None
+    limits: LimitsRead | None = None

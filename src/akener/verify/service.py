@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,18 +21,38 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from akener.accounts.permissions import API_KEYS_VERIFY, Principal
 from akener.db.errors import DATABASE_ERRORS, RateLimitedLog, describe
-from akener.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
+from akener.errors import (
+    AddressNotAllowed,
+    AuthenticationFailed,
+    InvalidInput,
+    RateLimited,
+    ServiceUnavailable,
+    UsageExceeded,
+)
 from akener.keys import tokens
-from akener.keys.models import ApiKey, KeyStatus
+from akener.keys.limits import Limits
+from akener.keys.models import ApiKey, KeyStatus, Owner
 from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
 from akener.verify.bearer import REJECTED_MESSAGE
 from akener.verify.cache import MISS, CachedKey, KeyCache, Miss
+from akener.verify.credits import spend
+from akener.verify.limiter import (
+    IP_NOT_ALLOWED,
+    RATE_LIMITED,
+    USAGE_EXCEEDED,
+    Admission,
+    EntryLimits,
+    Rule,
+    WindowCounters,
+    address_allowed,
+)
 from akener.verify.retire import DigestRetirer
-from akener.verify.throttle import FailureThrottle, Network, client_address
+from akener.verify.throttle import FailureThrottle, Network, request_client
 from akener.verify.usage import UsageRecorder
 
 log = logging.getLogger("akener.verify")
+MAX_COST = 1000
 
 
 class Verdict(enum.StrEnum):
@@ -43,6 +64,9 @@ class Verdict(enum.StrEnum):
     EXPIRED = "EXPIRED"  # past its expiry, or a rotated-out secret past its grace period
     MALFORMED = "MALFORMED"
     INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
+    RATE_LIMITED = "RATE_LIMITED"
+    USAGE_EXCEEDED = "USAGE_EXCEEDED"
+    IP_NOT_ALLOWED = "IP_NOT_ALLOWED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +87,24 @@ class VerifiedKey:
         return Principal(kind="key", id=self.id, permissions=self.scopes, client=client)
 
 
-def entry_from_row(row: ApiKey, digests: list[str]) -> CachedKey:
+def limits_of(row: ApiKey, owner: Owner | None) -> EntryLimits | None:
+    """What the per-request checks need about the key's (and its owner's) limits."""
+    own = row.limits()
+    shared = owner.limits() if owner is not None else Limits()
+    if not (own.windows or own.credits or own.allowed or own.owner_id):
+        return None
+    rules = tuple(Rule(f"k:{row.id}", w) for w in own.windows)
+    rules += tuple(Rule(f"o:{row.owner_id}", w) for w in shared.windows)
+    return EntryLimits(
+        rules=rules,
+        allowed=own.allowed,
+        owner_id=row.owner_id,
+        key_credits=own.credits is not None,
+        owner_credits=shared.credits is not None,
+    )
+
+
+def entry_from_row(row: ApiKey, digests: list[str], owner: Owner | None = None) -> CachedKey:
     """Copy the fields the checks read out of a row found by one of ``digests``.
 
     A row found by its previous digest is a rotated-out secret: valid only until its grace
@@ -78,6 +119,7 @@ def entry_from_row(row: ApiKey, digests: list[str]) -> CachedKey:
         scopes=row.effective_scopes,
         active=row.status == KeyStatus.ACTIVE.value,
         expires_at=min(ends).timestamp() if ends else None,
+        limits=limits_of(row, owner),
     )
 
 
@@ -123,13 +165,14 @@ class Verifier:
         # digest -> (cache generation it started under, the database read): one read per digest.
         self._flights: dict[str, tuple[int, asyncio.Task[CachedKey | None]]] = {}
         self.reads = 0  # database reads made (tests count them)
+        self.counters = WindowCounters()
 
     def client(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-        """The address a request comes from (``X-Forwarded-For`` only from a trusted proxy)."""
+        """The address a request comes from (forwarding headers only from a trusted proxy;
+        akener.verify.throttle.request_client)."""
         if not self.proxies:
             return peer
-        forwarded = (value for name, value in headers if name == b"x-forwarded-for")
-        return client_address(peer, forwarded, self.proxies)
+        return request_client(peer, headers, self.proxies)
 
     def cached(self, key: str) -> CachedKey | Literal[Miss.MISS] | None:
         """Synchronous fast path for a well-formed key: the entry, None for a known-unknown key,
@@ -173,17 +216,21 @@ class Verifier:
     async def _fill(self, key: str, generation: int) -> CachedKey | None:
         digests = self._peppers.candidates(key)  # current pepper first: the cache key
         self.reads += 1
-        row = await self._read(digests)
-        entry = entry_from_row(row, digests) if row is not None else None
+        found = await self._read(digests)
+        entry = entry_from_row(found[0], digests, found[1]) if found is not None else None
         self.cache.put(digests[0], entry, generation)
-        if row is not None and self.retirer is not None:
-            self.retirer.consider(row, digests, self._peppers)
+        if found is not None and self.retirer is not None:
+            self.retirer.consider(found[0], digests, self._peppers)
         return entry
 
-    async def _read(self, digests: list[str]) -> ApiKey | None:
+    async def _read(self, digests: list[str]) -> tuple[ApiKey, Owner | None] | None:
         try:
             async with self._sessionmaker() as session:
-                return await KeyRepository(session).get_by_digests(digests)
+                row = await KeyRepository(session).get_by_digests(digests)
+                if row is None:
+                    return None
+                owner = await session.get(Owner, row.owner_id) if row.owner_id else None
+                return row, owner
         except ServiceUnavailable:
             raise
         except DATABASE_ERRORS as exc:
@@ -192,19 +239,77 @@ class Verifier:
             self._warn.warning("cannot check a key", exc)
             raise ServiceUnavailable(f"cannot check the key: {describe(exc)}") from exc
 
+    async def admit(self, entry: CachedKey, client: str | None, cost: int = 1) -> Admission | None:
+        """Apply the key's limits to one request (None: the key has none). Counts the request
+        in its windows and spends its credits only when every limit lets it through."""
+        limits: EntryLimits | None = entry.limits
+        if limits is None:
+            return None
+        if not address_allowed(limits.allowed, client):
+            return Admission(IP_NOT_ALLOWED)
+        now = self.now()
+        wait, states = self.counters.take(limits.rules, now)
+        if wait is not None:
+            return Admission(RATE_LIMITED, wait, states)
+        admission = Admission(windows=states)
+        if not limits.credits:
+            return admission
+        try:
+            spent = await spend(
+                self._sessionmaker,
+                key_id=entry.id,
+                owner_id=limits.owner_id,
+                key_credits=limits.key_credits,
+                owner_credits=limits.owner_credits,
+                cost=cost,
+                now=now,
+            )
+        except DATABASE_ERRORS as exc:
+            self.counters.give_back(limits.rules, now)
+            self._warn.warning("cannot spend credits", exc)
+            raise ServiceUnavailable(f"cannot spend credits: {describe(exc)}") from exc
+        admission.credits_remaining, admission.refill_at = spent.remaining, spent.refill_at
+        if not spent.ok:
+            self.counters.give_back(limits.rules, now)
+            admission.code = USAGE_EXCEEDED
+            if spent.refill_at is not None:
+                admission.retry_after = max(1, math.ceil(spent.refill_at - now))
+        return admission
+
     async def check(self, key: str, client: str | None = None) -> tuple[Verdict, CachedKey | None]:
         """Verdict and entry for any string; records usage when the key is accepted."""
-        if not tokens.is_well_formed(key):
-            return Verdict.MALFORMED, None
-        entry = await self.lookup(key, client)
-        verdict = judge(entry, self.now())
-        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
-            self.usage.record(entry.id)
+        verdict, entry, _ = await self.check_admitted(key, client)
         return verdict, entry
 
+    async def check_admitted(
+        self, key: str, client: str | None = None, cost: int = 1, limits: bool = True
+    ) -> tuple[Verdict, CachedKey | None, Admission | None]:
+        """Verdict, entry and the outcome of the key's limits; records usage when accepted."""
+        if not tokens.is_well_formed(key):
+            return Verdict.MALFORMED, None, None
+        entry = await self.lookup(key, client)
+        verdict = judge(entry, self.now())
+        admission = None
+        if verdict is Verdict.VALID and entry is not None and limits:
+            admission = await self.admit(entry, client, cost)
+            if admission is not None and admission.code is not None:
+                verdict = Verdict(admission.code)
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
+            self.usage.record(entry.id)
+        return verdict, entry, admission
+
     async def verify(self, key: str, client: str | None = None) -> VerifiedKey:
-        """The key's identity, or AuthenticationFailed with the one generic message."""
-        verdict, entry = await self.check(key, client)
+        """The key's identity, or AuthenticationFailed with the one generic message;
+        RateLimited, UsageExceeded or AddressNotAllowed when its limits refuse the request."""
+        verdict, entry, admission = await self.check_admitted(key, client)
+        if verdict is Verdict.IP_NOT_ALLOWED:
+            raise AddressNotAllowed("this key may not be used from this address")
+        if verdict is Verdict.RATE_LIMITED:
+            wait = admission.retry_after if admission else None
+            raise RateLimited(f"this key's rate limit is reached; try again in {wait} s", wait)
+        if verdict is Verdict.USAGE_EXCEEDED:
+            wait = admission.retry_after if admission else None
+            raise UsageExceeded("this key has no credits left", wait)
         if verdict is not Verdict.VALID or entry is None:
             raise AuthenticationFailed(REJECTED_MESSAGE)
         return VerifiedKey.from_entry(entry)
@@ -220,6 +325,7 @@ class VerifyResult:
 
     verdict: Verdict
     key: VerifiedKey | None
+    admission: Admission | None = None
 
     @property
     def valid(self) -> bool:
@@ -228,14 +334,28 @@ class VerifyResult:
 
 
 async def verify_key(
-    verifier: Verifier, actor: Principal, *, key: str, scopes: Iterable[str]
+    verifier: Verifier,
+    actor: Principal,
+    *,
+    key: str,
+    scopes: Iterable[str],
+    ip: str | None = None,
+    cost: int = 1,
 ) -> VerifyResult:
-    """Tell a service whether ``key`` is valid and holds every one of ``scopes``."""
+    """Tell a service whether ``key`` is valid, holds every one of ``scopes`` and, for a
+    request from ``ip`` costing ``cost`` credits, passes its limits (which then count it)."""
     actor.require(API_KEYS_VERIFY)
-    verdict, entry = await verifier.check(key)
+    if not 0 <= cost <= MAX_COST:
+        raise InvalidInput(f"cost must be between 0 and {MAX_COST}", field="cost")
+    verdict, entry, _ = await verifier.check_admitted(key, limits=False)
     if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
         return VerifyResult(verdict, None)
     identity = VerifiedKey.from_entry(entry)
     if verdict is Verdict.VALID and not entry.scopes.issuperset(scopes):
         verdict = Verdict.INSUFFICIENT_SCOPE
-    return VerifyResult(verdict, identity)
+    admission = None
+    if verdict is Verdict.VALID:
+        admission = await verifier.admit(entry, ip, cost)
+        if admission is not None and admission.code is not None:
+            verdict = Verdict(admission.code)
+    return VerifyResult(verdict, identity, admission)

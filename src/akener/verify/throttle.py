@@ -49,6 +49,49 @@ def client_address(
     return hops[0][:64] if hops else peer
 
 
+def _forwarded_for(values: Iterable[bytes]) -> list[bytes]:
+    """The ``for=`` addresses of RFC 7239 ``Forwarded`` headers, as X-Forwarded-For entries."""
+    found = []
+    for value in values:
+        for element in value.decode("latin-1").split(","):
+            for pair in element.split(";"):
+                name, _, raw = pair.strip().partition("=")
+                if name.lower() != "for":
+                    continue
+                raw = raw.strip().strip('"')
+                if raw.startswith("["):  # "[2001:db8::1]:4711"
+                    raw = raw[1 : raw.find("]")] if "]" in raw else ""
+                elif raw.count(":") == 1:  # "192.0.2.1:4711"
+                    raw = raw.split(":")[0]
+                found.append(raw.encode("latin-1"))
+    return found
+
+
+def request_client(
+    peer: str | None, headers: Iterable[tuple[bytes, bytes]], proxies: Sequence[Network]
+) -> str | None:
+    """The one rule for a request's client address (``/authz``, the API, the sign-in throttle,
+    the audit log): the socket peer, unless the peer is a trusted proxy; then the address that
+    proxy reports in ``X-Forwarded-For``, else ``Forwarded: for=``, else ``X-Real-IP``."""
+    if peer is None or not proxies or not _trusted(peer, proxies):
+        return peer
+    xff, forwarded, real = [], [], []
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            xff.append(value)
+        elif name == b"forwarded":
+            forwarded.append(value)
+        elif name == b"x-real-ip":
+            real.append(value)
+    if xff:
+        return client_address(peer, xff, proxies)
+    if forwarded:
+        return client_address(peer, _forwarded_for(forwarded), proxies)
+    if real:
+        return client_address(peer, real[-1:], proxies)
+    return peer
+
+
 class FailureThrottle:
     """At most ``limit`` failed database checks per address per ``window`` seconds."""
 

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from akener.accounts import service as accounts
 from akener.accounts.schemas import clean_display_name, clean_email
 from akener.accounts.sessions import SignedIn, log_in, log_out, open_session, setup_token_valid
-from akener.api.deps import AutoCommitRoute, get_runtime
+from akener.api.deps import AutoCommitRoute, client_of, get_runtime
 from akener.errors import AkenerError, AuthenticationFailed, InvalidInput, NotFound, RateLimited
 from akener.web.csrf import check_csrf
 from akener.web.deps import (
@@ -87,7 +87,7 @@ async def setup_submit(request: Request, session: DbSession) -> Response:
             email=email,
             display_name=name,
             password=text(form, "password"),
-            client=request.client.host if request.client else None,
+            client=client_of(request),
         )
     except AkenerError as exc:
         context = {
@@ -130,7 +130,7 @@ async def login_submit(request: Request, session: DbSession) -> Response:
     """Check the password (throttled) and start a session."""
     form = await form_of(request)
     email, target = text(form, "email"), safe_next(text(form, "next"))
-    address = request.client.host if request.client else "unknown"
+    address = client_of(request) or "unknown"
     try:
         signed, cookie = await log_in(
             session,

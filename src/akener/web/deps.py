@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from akener.accounts.sessions import LoginPolicy, SignedIn, resolve_session
-from akener.api.deps import get_runtime, get_session
+from akener.api.deps import client_of, get_runtime, get_session
 from akener.runtime import Runtime
 
 SESSION_COOKIE = "akener_session"
@@ -127,7 +127,7 @@ async def current_session(
     """The signed-in session, if any; also prepares the page context and the CSRF token."""
     signed = await resolve_session(session, request.cookies.get(SESSION_COOKIE))
     if signed is not None:
-        signed = replace(signed, client=request.client.host if request.client else None)
+        signed = replace(signed, client=client_of(request))
         csrf_token = signed.csrf_token
     else:
         # Forms shown before sign-in (login, setup) are bound to a random cookie instead.
