@@ -6,6 +6,7 @@ when the test moves it.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,3 +181,14 @@ async def limited_key_named(
     _, admin = await make_key(rt, f"admin-{name}")
     made = await web.post("/api/v1/keys", json={"name": name, **limits}, headers=bearer(admin))
     return made.json()["id"], made.json()["key"]
+
+
+async def test_concurrent_requests_never_overspend_credits(
+    web: httpx.AsyncClient, rt: Runtime
+) -> None:
+    _, key = await limited_key(web, rt, credits={"remaining": 10})
+    answers = await asyncio.gather(*(authz(web, key) for _ in range(40)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 10 + [429] * 30
+    left = sorted(a.headers["x-akener-credits-remaining"] for a in answers if a.is_success)
+    assert left == sorted(str(n) for n in range(10))
