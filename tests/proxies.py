@@ -315,6 +315,27 @@ def test_a_deactivated_key_is_refused_on_every_route(
             assert_refusal(_send(http, route, "/victim", bearer(key)), 401, "UNAUTHORIZED")
 
 
+def test_a_rate_limited_key_gets_a_429_with_retry_after(
+    proxy_url: str, upstream: Upstream, akener: Akener, routes: list[Route]
+) -> None:
+    route = next(route for route in routes if route.scope is None)
+    made = akener_cli(
+        akener.env, akener.workdir, "keys", "create", "--name", f"limited {proxy_url}",
+        "--rate-limit", "day=1/1d",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    with httpx.Client(base_url=proxy_url, timeout=5) as http:
+        first = _send(http, route, "/limited", bearer(key))
+        assert first.status_code == 200, first.text
+        refused = _send(http, route, "/limited-again", bearer(key))
+    assert_refusal(refused, 429, "RATE_LIMITED")
+    assert 0 < int(refused.headers["retry-after"]) <= 86_400
+    assert refused.headers["ratelimit-policy"] == '"day";q=1;w=86400'
+    assert refused.headers["ratelimit"].startswith('"day";r=0;t=')
+    assert not upstream.reached(route.path + "/limited-again")
+
+
 def test_akener_unreachable_means_refused(
     proxy_without_akener: Callable[[], AbstractContextManager[str]],
     upstream: Upstream,
