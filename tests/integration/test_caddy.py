@@ -26,6 +26,7 @@ from tests.proxies import (  # noqa: F401 (the shared tests, collected here)
     test_a_deactivated_key_is_refused_on_every_route,
     test_a_key_without_scopes_cannot_claim_any,
     test_a_non_ascii_name_arrives_percent_encoded,
+    test_a_rate_limited_key_gets_a_429_with_retry_after,
     test_a_valid_key_reaches_the_api_with_akeners_identity_never_the_clients,
     test_akener_unreachable_means_refused,
     test_missing_and_invalid_keys_are_refused_with_akeners_json,
