@@ -32,6 +32,7 @@ from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
 from akener.verify.retire import DigestRetirer
 from akener.verify.service import Verifier
+from akener.verify.shared import SharedWindows
 from akener.verify.throttle import FailureThrottle, parse_networks
 from akener.verify.usage import UsageRecorder
 
@@ -127,6 +128,8 @@ class Runtime:
             proxies=parse_networks(settings.trusted_proxies),
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
+            shared=SharedWindows.from_url(settings.redis_url) if settings.redis_url else None,
+            limits_on_store_error=settings.rate_limits_on_store_error,
         )
         # Forget first, then tell the other processes of this host (before the answer is sent).
         after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
@@ -173,6 +176,8 @@ class Runtime:
             await self.usage.close()
         except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept
             log.warning("could not write key usage at shutdown: %s", describe(exc))
+        if self.verifier.shared is not None:
+            await self.verifier.shared.close()
         if self.watch is not None:
             self.watch.close()
         if self.counter is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     verify_failure_window: float = Field(default=10.0, gt=0, le=3600)
     # Addresses (or networks) whose forwarding headers are believed, comma separated.
     trusted_proxies: str = "127.0.0.0/8, ::1"
+    # Redis for rate-limit windows shared by every process (docs/limits.md); None: per process.
+    redis_url: str | None = None
+    # Redis unreachable: admit rate-limited keys ("allow") or answer 503 ("deny").
+    rate_limits_on_store_error: Literal["allow", "deny"] = "allow"
+    # Credits are spent in the database, never in Redis: "deny" (default) and "allow" behave
+    # alike (docs/limits.md); kept so a fleet's configuration states its intent.
+    credits_on_store_error: Literal["allow", "deny"] = "deny"
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None
 

@@ -48,6 +48,7 @@ from akener.verify.limiter import (
     address_allowed,
 )
 from akener.verify.retire import DigestRetirer
+from akener.verify.shared import SharedWindows, StoreError
 from akener.verify.throttle import FailureThrottle, Network, request_client
 from akener.verify.usage import UsageRecorder
 
@@ -149,6 +150,8 @@ class Verifier:
         throttle: FailureThrottle | None = None,
         retirer: DigestRetirer | None = None,
         proxies: Sequence[Network] = (),
+        shared: SharedWindows | None = None,
+        limits_on_store_error: str = "allow",
     ) -> None:
         self._sessionmaker = sessionmaker
         self._peppers = peppers
@@ -166,6 +169,10 @@ class Verifier:
         self._flights: dict[str, tuple[int, asyncio.Task[CachedKey | None]]] = {}
         self.reads = 0  # database reads made (tests count them)
         self.counters = WindowCounters()
+        # Windows counted in Redis for the whole fleet (None: this process counts alone).
+        self.shared = shared
+        self.limits_on_store_error = limits_on_store_error
+        self._store_warned_at: float | None = None
 
     def client(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
         """The address a request comes from (forwarding headers only from a trusted proxy;
@@ -248,7 +255,17 @@ class Verifier:
         if not address_allowed(limits.allowed, client):
             return Admission(IP_NOT_ALLOWED)
         now = self.now()
-        wait, states = self.counters.take(limits.rules, now)
+        shared = self.shared if limits.rules else None
+        if shared is not None:
+            try:
+                wait, states = await shared.take(limits.rules)
+            except StoreError as exc:
+                self._warn_store(exc)
+                if self.limits_on_store_error != "allow":
+                    raise ServiceUnavailable("cannot count this key's rate limit") from exc
+                shared, wait, states = None, None, []
+        else:
+            wait, states = self.counters.take(limits.rules, now)
         if wait is not None:
             return Admission(RATE_LIMITED, wait, states)
         admission = Admission(windows=states)
@@ -265,16 +282,33 @@ class Verifier:
                 now=now,
             )
         except DATABASE_ERRORS as exc:
-            self.counters.give_back(limits.rules, now)
+            self._give_back(shared, limits, now)
             self._warn.warning("cannot spend credits", exc)
             raise ServiceUnavailable(f"cannot spend credits: {describe(exc)}") from exc
         admission.credits_remaining, admission.refill_at = spent.remaining, spent.refill_at
         if not spent.ok:
-            self.counters.give_back(limits.rules, now)
+            self._give_back(shared, limits, now)
             admission.code = USAGE_EXCEEDED
             if spent.refill_at is not None:
                 admission.retry_after = max(1, math.ceil(spent.refill_at - now))
         return admission
+
+    def _warn_store(self, exc: StoreError) -> None:
+        # One line per 10 s, not one per request, while Redis is unreachable.
+        moment = time.monotonic()
+        if self._store_warned_at is None or moment - self._store_warned_at >= 10:
+            self._store_warned_at = moment
+            log.warning(
+                "cannot count rate limits in Redis (%s); rate-limited keys are %s until it is back",
+                exc,
+                "admitted" if self.limits_on_store_error == "allow" else "refused with 503",
+            )
+
+    def _give_back(self, shared: SharedWindows | None, limits: EntryLimits, now: float) -> None:
+        if shared is not None:
+            shared.give_back(limits.rules)
+        elif self.shared is None:
+            self.counters.give_back(limits.rules, now)
 
     async def check(self, key: str, client: str | None = None) -> tuple[Verdict, CachedKey | None]:
         """Verdict and entry for any string; records usage when the key is accepted."""
