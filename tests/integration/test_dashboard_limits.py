@@ -1,0 +1,73 @@
+"""The key page's Limits card: shown, edited, validated, and governed by the grant rule."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+import httpx
+
+from akener.keys.models import ApiKey
+from akener.runtime import Runtime
+from tests.factories import FakeClock, make_key, make_role, make_user, sign_in, sign_in_owner
+
+
+async def load(rt: Runtime, key_id: str) -> ApiKey:
+    async with rt.sessionmaker() as session:
+        row = await session.get(ApiKey, key_id)
+    assert row is not None
+    return row
+
+
+FORM = {
+    "owner_id": "customer_42",
+    "rate_limits": "requests 100/60\nday 5000/86400",
+    "credits": "1000",
+    "refill_amount": "1000",
+    "refill_interval": "monthly",
+    "allowed_ips": "10.0.0.0/8\n2001:db8::/32",
+}
+
+
+async def test_the_key_page_edits_and_shows_limits(
+    web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
+) -> None:
+    clock.now = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
+    csrf = await sign_in_owner(web, rt)
+    key, _ = await make_key(rt, "limited", scopes=["billing.read"])
+    saved = await web.post(f"/manage/api-keys/{key.id}/limits", data={"csrf_token": csrf, **FORM})
+    assert saved.status_code == 303
+    row = await load(rt, key.id)
+    assert row.owner_id == "customer_42" and row.credits_remaining == 1000
+    assert row.rate_limits == [
+        {"name": "requests", "limit": 100, "period_seconds": 60},
+        {"name": "day", "limit": 5000, "period_seconds": 86400},
+    ]
+    assert row.allowed_ips == ["10.0.0.0/8", "2001:db8::/32"]
+    page = html.unescape((await web.get(f"/manage/api-keys/{key.id}")).text)
+    assert "customer_42" in page and "requests: 100 per 60 s" in page
+    assert "1,000 remaining" in page and "2027-01-01" in page
+    assert "2001:db8::/32" in page
+    bad = await web.post(
+        f"/manage/api-keys/{key.id}/limits",
+        data={"csrf_token": csrf, **FORM, "allowed_ips": "10.0.0.1/8"},
+    )
+    assert bad.status_code == 422 and "CIDR" in html.unescape(bad.text)
+    assert 'value="customer_42"' in bad.text  # the form keeps what was typed
+    assert (await load(rt, key.id)).allowed_ips == ["10.0.0.0/8", "2001:db8::/32"]
+
+
+async def test_a_user_lacking_the_keys_scopes_can_tighten_but_not_loosen(
+    web: httpx.AsyncClient, rt: Runtime
+) -> None:
+    await make_role(rt, "writers", ["api_keys.read", "api_keys.write"])
+    await make_user(rt, "w@example.com", "writers")
+    csrf = await sign_in(web, "w@example.com")
+    key, _ = await make_key(rt, "target", scopes=["billing.read"])
+    url = f"/manage/api-keys/{key.id}/limits"
+    same_owner = {**FORM, "owner_id": ""}  # a new owner would be a grant too
+    tighter = await web.post(url, data={"csrf_token": csrf, **same_owner})
+    assert tighter.status_code == 303
+    looser = await web.post(url, data={"csrf_token": csrf, **same_owner, "credits": "2000"})
+    assert looser.status_code == 403 and "billing.read" in html.unescape(looser.text)
+    assert (await load(rt, key.id)).credits_remaining == 1000
