@@ -124,15 +124,14 @@ def _allow_headers(entry: CachedKey) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def ratelimit_headers(admission: Admission) -> list[tuple[bytes, bytes]]:
-    """``RateLimit-Policy`` and ``RateLimit`` as in draft-ietf-httpapi-ratelimit-headers-11:
-    one item per window, named by the window (quota ``q``, window ``w``; remaining ``r``,
-    seconds to reset ``t``)."""
+def ratelimit_headers(admission: Admission, policy: bytes) -> list[tuple[bytes, bytes]]:
+    """``RateLimit-Policy`` (``policy``, rendered once per cache entry) and ``RateLimit`` as in
+    draft-ietf-httpapi-ratelimit-headers-11: one item per window, named by the window (quota
+    ``q``, window ``w``; remaining ``r``, seconds to reset ``t``)."""
     if not admission.windows:
         return []
-    policy = ", ".join(f'"{w.name}";q={w.limit};w={w.period}' for w in admission.windows)
     state = ", ".join(f'"{w.name}";r={w.remaining};t={w.reset}' for w in admission.windows)
-    return [(b"ratelimit-policy", policy.encode("ascii")), (b"ratelimit", state.encode("ascii"))]
+    return [(b"ratelimit-policy", policy), (b"ratelimit", state.encode("ascii"))]
 
 
 def _credits_header(admission: Admission) -> tuple[bytes, bytes]:
@@ -141,12 +140,12 @@ def _credits_header(admission: Admission) -> tuple[bytes, bytes]:
     return (b"x-akener-credits-remaining", str(admission.credits_remaining).encode("ascii"))
 
 
-def _limited(admission: Admission) -> dict[str, Any]:
+def _limited(admission: Admission, policy: bytes) -> dict[str, Any]:
     if admission.code == USAGE_EXCEEDED:
         message = "this key has no credits left"
     else:
         message = "this key's rate limit is reached"
-    extra = ratelimit_headers(admission)
+    extra = ratelimit_headers(admission, policy)
     if admission.retry_after is not None:
         extra.append((b"retry-after", str(admission.retry_after).encode("ascii")))
     return _error(429, admission.code or RATE_LIMITED, message, *extra)
@@ -232,9 +231,12 @@ class ForwardAuth:
         headers = entry.edge
         if headers is None:
             headers = entry.edge = _allow_headers(entry)
-        if entry.limits is not None:
-            peer = scope.get("client")
-            client = verifier.client(peer[0] if peer else None, scope["headers"])
+        limits = entry.limits
+        if limits is not None:
+            client = None
+            if limits.allowed:  # the address matters only to an allowlist
+                peer = scope.get("client")
+                client = verifier.client(peer[0] if peer else None, scope["headers"])
             try:
                 admission = await verifier.admit(entry, client)
             except ServiceUnavailable:
@@ -245,9 +247,13 @@ class ForwardAuth:
                 await self._answer(send, _IP_NOT_ALLOWED, scope, entry)
                 return
             if admission.code is not None:
-                await self._answer(send, _limited(admission), scope, entry)
+                await self._answer(send, _limited(admission, limits.policy), scope, entry)
                 return
-            headers = [*headers[:-1], _credits_header(admission), *ratelimit_headers(admission)]
+            headers = [
+                *headers[:-1],
+                _credits_header(admission),
+                *ratelimit_headers(admission, limits.policy),
+            ]
         if verifier.usage is not None:
             verifier.usage.record(entry.id)
         await send({"type": "http.response.start", "status": 200, "headers": headers})

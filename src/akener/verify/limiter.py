@@ -48,10 +48,21 @@ class EntryLimits:
     key_credits: bool = False  # the key has its own credits
     owner_credits: bool = False  # its owner has shared credits
 
+    # The RateLimit-Policy field value, rendered once per cache entry (render_policy).
+    policy: bytes = b""
+
     @property
     def credits(self) -> bool:
         """True when a request must spend credits in the database."""
         return self.key_credits or self.owner_credits
+
+
+def render_policy(rules: tuple[Rule, ...]) -> bytes:
+    """``RateLimit-Policy`` as in draft-ietf-httpapi-ratelimit-headers-11: one item per window,
+    named by the window, with quota ``q`` and window ``w`` in seconds."""
+    return ", ".join(
+        f'"{r.window.name}";q={r.window.limit};w={r.window.period}' for r in rules
+    ).encode("ascii")
 
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ from akener.verify.limiter import (
     Rule,
     WindowCounters,
     address_allowed,
+    render_policy,
 )
 from akener.verify.retire import DigestRetirer
 from akener.verify.shared import SharedWindows, StoreError
@@ -102,6 +103,7 @@ def limits_of(row: ApiKey, owner: Owner | None) -> EntryLimits | None:
         owner_id=row.owner_id,
         key_credits=own.credits is not None,
         owner_credits=shared.credits is not None,
+        policy=render_policy(rules),
     )
 
 
