@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from akener.keys.models import ApiKey
 from akener.runtime import Runtime
+from akener.verify.models import KeyUsage
 from tests.factories import FakeClock, make_key, make_role, make_user, sign_in, sign_in_owner
 
 
@@ -71,3 +72,24 @@ async def test_a_user_lacking_the_keys_scopes_can_tighten_but_not_loosen(
     looser = await web.post(url, data={"csrf_token": csrf, **same_owner, "credits": "2000"})
     assert looser.status_code == 403 and "billing.read" in html.unescape(looser.text)
     assert (await load(rt, key.id)).credits_remaining == 1000
+
+
+async def test_the_owners_page_lists_keys_shared_limits_and_traffic(
+    web: httpx.AsyncClient, rt: Runtime, clock: FakeClock
+) -> None:
+    csrf = await sign_in_owner(web, rt)
+    key, _ = await make_key(rt, "acme prod")
+    await web.post(
+        f"/manage/api-keys/{key.id}/limits",
+        data={"csrf_token": csrf, **FORM, "owner_id": "acme"},
+    )
+    _, admin = await make_key(rt, "admin")
+    shared = {"rate_limits": [{"name": "acme", "limit": 500, "period_seconds": 60}]}
+    await web.put("/api/v1/owners/acme", json=shared, headers={"Authorization": f"Bearer {admin}"})
+    async with rt.sessionmaker() as session:
+        session.add(KeyUsage(key_id=key.id, day=clock.now.date(), count=1234))
+        session.add(KeyUsage(key_id=key.id, day=clock.now.date() - timedelta(days=45), count=9))
+        await session.commit()
+    page = html.unescape((await web.get("/manage/owners")).text)
+    assert "acme" in page and "acme prod" in page
+    assert "acme: 500 per 60 s" in page and "1,234" in page and "1,243" not in page

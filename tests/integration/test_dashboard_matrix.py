@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from akener.accounts.permissions import ALL_PERMISSIONS
 from akener.app import AkenerApp
 from akener.runtime import Runtime
-from akener.web import audit, auth, key_page, keys, roles, users
+from akener.web import audit, auth, key_limits, key_page, keys, owners, roles, users
 from tests.factories import csrf_of, make_key, make_role, make_user, sign_in
 
 # (method, path, permissions the route needs); None marks routes open to everyone.
@@ -37,6 +37,8 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("POST", "/manage/api-keys/{key_id}/rotate", ("api_keys.write",)),
     ("GET", "/manage/api-keys/{key_id}/rotate", ("api_keys.read",)),
     ("GET", "/manage/api-keys/{key_id}/status", ("api_keys.read",)),
+    ("POST", "/manage/api-keys/{key_id}/limits", ("api_keys.write",)),
+    ("GET", "/manage/owners", ("api_keys.read",)),
     ("GET", "/manage/audit", ("audit.read",)),
     ("GET", "/manage/users", ("users.read",)),
     ("POST", "/manage/users", ("users.write",)),
@@ -58,7 +60,7 @@ GUARDED = [r for r in ROUTES if r[2]]
 def test_the_matrix_names_every_dashboard_route() -> None:
     actual = {
         (method, route.path)
-        for module in (auth, keys, key_page, users, roles, audit)
+        for module in (auth, keys, key_page, key_limits, owners, users, roles, audit)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods

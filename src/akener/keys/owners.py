@@ -7,7 +7,7 @@ itself limited may do it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,6 +21,7 @@ from akener.keys import limits as lim
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, Owner
 from akener.keys.repository import KeyRepository
+from akener.verify.models import KeyUsage
 
 MAX_OWNERS_PAGE = 1000
 
@@ -162,3 +163,23 @@ def _audited(row: Owner) -> dict[str, Any]:
             "refill_interval": row.credits_refill_interval,
         },
     }
+
+
+async def owner_overview(
+    session: AsyncSession, actor: Principal, *, since: date
+) -> list[tuple[Owner, list[ApiKey], int]]:
+    """Every owner with its keys and its requests since ``since`` (the Owners page)."""
+    owners = await list_owners(session, actor)
+    ids = [o.owner_id for o in owners]
+    stmt = select(ApiKey).where(ApiKey.owner_id.in_(ids)).order_by(ApiKey.name)
+    keys_by_owner: dict[str, list[ApiKey]] = {}
+    for key in (await session.execute(stmt)).scalars():
+        keys_by_owner.setdefault(str(key.owner_id), []).append(key)
+    traffic_stmt = (
+        select(ApiKey.owner_id, func.sum(KeyUsage.count))
+        .join(KeyUsage, KeyUsage.key_id == ApiKey.id)
+        .where(ApiKey.owner_id.in_(ids), KeyUsage.day >= since)
+        .group_by(ApiKey.owner_id)
+    )
+    traffic = {str(k): int(v or 0) for k, v in (await session.execute(traffic_stmt)).all()}
+    return [(o, keys_by_owner.get(o.owner_id, []), traffic.get(o.owner_id, 0)) for o in owners]
