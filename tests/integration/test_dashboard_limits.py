@@ -93,3 +93,22 @@ async def test_the_owners_page_lists_keys_shared_limits_and_traffic(
     page = html.unescape((await web.get("/manage/owners")).text)
     assert "acme" in page and "acme prod" in page
     assert "acme: 500 per 60 s" in page and "1,234" in page and "1,243" not in page
+
+
+async def test_the_create_form_sets_limits(web: httpx.AsyncClient, rt: Runtime) -> None:
+    csrf = await sign_in_owner(web, rt)
+    made = await web.post(
+        "/manage/api-keys",
+        data={"csrf_token": csrf, "name": "limited from the form", **FORM},
+        headers={"Accept": "application/json"},
+    )
+    assert made.status_code == 201, made.text
+    row = await load(rt, made.json()["id"])
+    assert row.owner_id == "customer_42" and row.credits_refill_interval == "monthly"
+    assert [w["name"] for w in row.rate_limits] == ["requests", "day"]
+    bad = await web.post(
+        "/manage/api-keys",
+        data={"csrf_token": csrf, "name": "bad limits", **FORM, "rate_limits": "requests 0/60"},
+    )
+    assert bad.status_code == 422 and "limit must be between" in html.unescape(bad.text).lower()
+    assert "requests 0/60" in bad.text  # what was typed stays in the form

@@ -31,6 +31,7 @@ from akener.web.deps import (
 )
 from akener.web.forms import clean, clean_list, form_of, text, texts, words
 from akener.web.lifecycle import EXPIRING_WINDOW, EXPIRY_CHOICES, expiry_from_form
+from akener.web.limit_fields import parse_credits, parse_windows
 from akener.web.templating import render, render_fragment
 
 router = APIRouter(
@@ -116,6 +117,11 @@ def _scopes_from(form_values: list[str], typed: str) -> list[str]:
     return clean_list("scopes", clean_scopes, [*form_values, *words(typed)])
 
 
+LIMIT_FIELDS = (
+    "owner_id", "rate_limits", "credits", "refill_amount", "refill_interval", "allowed_ips",
+)  # fmt: skip
+
+
 @router.post("")
 async def create(
     request: Request,
@@ -130,6 +136,7 @@ async def create(
         "other": text(form, "other_scopes"),
         "expires_in": text(form, "expires_in"),
         "expires_on": text(form, "expires_on"),
+        **{name: text(form, name) for name in LIMIT_FIELDS},
     }
     runtime = get_runtime(request)
     now = runtime.clock()
@@ -145,6 +152,12 @@ async def create(
             expires_at=expires_at,
             peppers=runtime.peppers,
             now=now,
+            owner_id=values["owner_id"].strip() or None,
+            rate_limits=parse_windows(values["rate_limits"]),
+            credits=parse_credits(
+                values["credits"], values["refill_amount"], values["refill_interval"]
+            ),
+            allowed_ips=[v.strip() for v in values["allowed_ips"].splitlines() if v.strip()],
         )
     except AkenerError as exc:
         return _create_failed(request, me.principal, exc, values)
