@@ -111,7 +111,7 @@ class FakeClock:
 
 
 # The one-time panel renders a new key as an input's value.
-SECRET_RE = re.compile(r'value="(akener_[0-9a-f]{64})"')
+SECRET_RE = re.compile(r'(?:value="|>)(akener_[0-9a-f]{64})(?:"|<)')  # an input's or a textarea's
 
 
 async def sign_in_owner(client: httpx.AsyncClient, runtime: Runtime) -> str:

@@ -43,7 +43,7 @@
   function resetCreateDialog(dialog) {
     var formStep = dialog.querySelector("[data-step=form]");
     var createdStep = dialog.querySelector("[data-step=created]");
-    var secret = createdStep.querySelector("input.secret");
+    var secret = createdStep.querySelector(".secret");
     secret.value = "";  // the key leaves the page when the dialog closes
     createdStep.hidden = true;
     formStep.hidden = false;
@@ -120,7 +120,7 @@
       var dialog = form.closest("dialog");
       var createdStep = dialog.querySelector("[data-step=created]");
       createdStep.querySelector("[data-fill=created-name]").textContent = data.name;
-      createdStep.querySelector("input.secret").value = data.key;
+      createdStep.querySelector(".secret").value = data.key;
       dialog.querySelector("[data-step=form]").hidden = true;
       createdStep.hidden = false;
       createdStep.querySelector("[data-copy]").focus();
