@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from akener.accounts.permissions import ALL_PERMISSIONS
 from akener.app import AkenerApp
 from akener.runtime import Runtime
-from akener.web import audit, auth, key_page, keys, roles, users
+from akener.web import audit, auth, key_page, keys, overview, roles, users
 from tests.factories import csrf_of, make_key, make_role, make_user, sign_in
 
 # (method, path, permissions the route needs); None marks routes open to everyone.
@@ -38,6 +38,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("GET", "/manage/api-keys/{key_id}/rotate", ("api_keys.read",)),
     ("GET", "/manage/api-keys/{key_id}/status", ("api_keys.read",)),
     ("GET", "/manage/audit", ("audit.read",)),
+    ("GET", "/manage/overview/{figure}.csv", ("api_keys.read",)),
     ("GET", "/manage/users", ("users.read",)),
     ("POST", "/manage/users", ("users.write",)),
     ("GET", "/manage/users/{user_id}", ("users.read",)),
@@ -58,7 +59,7 @@ GUARDED = [r for r in ROUTES if r[2]]
 def test_the_matrix_names_every_dashboard_route() -> None:
     actual = {
         (method, route.path)
-        for module in (auth, keys, key_page, users, roles, audit)
+        for module in (auth, overview, keys, key_page, users, roles, audit)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
@@ -83,7 +84,7 @@ async def _fill(runtime: Runtime, path: str) -> str:
     key, _ = await make_key(runtime, "target key", scopes=[])
     target = await make_user(runtime, "target@example.com", "member")
     role = await make_role(runtime, "Spare", ["api_keys.read"])
-    return path.format(key_id=key.id, user_id=target.id, role_id=role.id)
+    return path.format(key_id=key.id, user_id=target.id, role_id=role.id, figure="unused")
 
 
 def _body(path: str, csrf: str) -> dict[str, str]:
