@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,14 +35,34 @@ NO_STORE = "no-store"
 async def list_keys(
     session: Session,
     actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: StatusValue | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    expiry: Annotated[Literal["expired", "expiring", "never"] | None, Query()] = None,
+    scope: Annotated[str | None, Query(max_length=100)] = None,
+    sort: Annotated[
+        Literal["-created", "created", "name", "-name", "-last_used", "last_used"], Query()
+    ] = "-created",
 ) -> KeyPage:
-    """Keys newest first; filter by status, search by name, page with ``next_cursor``."""
+    """Keys newest first unless ``sort`` says otherwise; filters; pages with ``next_cursor``.
+
+    ``expiry``: ``expired``, ``expiring`` (within 7 days) or ``never``; ``scope``: keys holding
+    that scope; ``sort``: ``name``, ``created`` or ``last_used``, ``-`` first for descending
+    (never-used keys come last either way).
+    """
     rows, next_cursor = await service.list_keys(
-        session, actor, limit=limit, cursor=cursor, status=status, q=q
+        session,
+        actor,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        q=q,
+        expiry=expiry,
+        scope=scope,
+        sort=sort,
+        now=runtime.clock(),
     )
     return KeyPage(items=[KeyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 

@@ -19,7 +19,7 @@ from akener.accounts.permissions import (
 from akener.audit.service import diff, record_event
 from akener.db.base import utcnow
 from akener.errors import Conflict, InvalidInput, NotFound
-from akener.keys import grants, tokens
+from akener.keys import grants, listing, tokens
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
@@ -87,17 +87,46 @@ async def list_keys(
     cursor: str | None = None,
     status: str | None = None,
     q: str | None = None,
+    expiry: str | None = None,
+    scope: str | None = None,
+    sort: str = listing.DEFAULT_SORT,
+    now: datetime | None = None,
 ) -> tuple[list[ApiKey], str | None]:
-    """One page of keys, newest first."""
-    actor.require(API_KEYS_READ)
+    """One page of keys, filtered and sorted (newest first unless told otherwise)."""
+    query = _key_query(
+        actor, cursor=cursor, status=status, q=q, expiry=expiry, scope=scope, sort=sort
+    )
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    return await listing.list_page(session, query, limit=limit, now=now or utcnow())
+
+
+async def count_keys(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    status: str | None = None,
+    q: str | None = None,
+    expiry: str | None = None,
+    scope: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """How many keys match these filters."""
+    query = _key_query(actor, status=status, q=q, expiry=expiry, scope=scope)
+    return await listing.count(session, query, now=now or utcnow())
+
+
+def _key_query(actor: Principal, **values: Any) -> listing.KeyQuery:
+    actor.require(API_KEYS_READ)
+    status, q = values.get("status"), values.get("q")
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
     if q and any(ord(ch) < 32 or ord(ch) == 127 for ch in q):
         # Names never hold control characters, and PostgreSQL refuses NUL in a parameter.
         raise InvalidInput("q must not contain control characters", field="q")
-    return await KeyRepository(session).list_page(limit=limit, cursor=cursor, status=status, q=q)
+    query = listing.KeyQuery(**values)
+    query.check()
+    return query
 
 
 async def get_key(session: AsyncSession, actor: Principal, key_id: str) -> ApiKey:

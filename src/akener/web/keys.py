@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +63,9 @@ def _form_context(
     }
 
 
+LIST_FILTERS = ("q", "status", "expiry", "scope", "sort")
+
+
 @router.get("")
 async def list_page(
     request: Request,
@@ -69,8 +73,14 @@ async def list_page(
     session: DbSession,
     cursor: str | None = None,
 ) -> Response:
-    """The keys table, newest first, one page at a time."""
+    """The keys table, one page at a time: searched, filtered and sorted on the server."""
     return await _render_list(request, session, me.principal, cursor=cursor)
+
+
+def _list_query(request: Request) -> dict[str, str]:
+    """The list's filters as given in the URL (blank ones left out)."""
+    given = {name: request.query_params.get(name, "").strip() for name in LIST_FILTERS}
+    return {name: value[:200] for name, value in given.items() if value}
 
 
 async def _render_list(
@@ -82,14 +92,24 @@ async def _render_list(
     created: tuple[ApiKey, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    rows, next_cursor = await service.list_keys(
-        session, actor, limit=PAGE_SIZE, cursor=(cursor or None)
-    )
     now = get_runtime(request).clock()
+    chosen = _list_query(request) if created is None else {}
+    filters = {k: v for k, v in chosen.items() if k != "sort"}
+    rows: list[ApiKey] = []
+    next_cursor, matching, error = None, 0, None
+    try:
+        rows, next_cursor = await service.list_keys(
+            session, actor, limit=PAGE_SIZE, cursor=(cursor or None), now=now, **chosen
+        )
+        matching = await service.count_keys(session, actor, now=now, **filters)
+    except InvalidInput as exc:
+        error = exc.message[:1].upper() + exc.message[1:]
+        status_code = 422
     expiring = await service.count_expiring(session, actor, within=EXPIRING_WINDOW, now=now)
     soonest = await service.list_expiring_keys(
         session, actor, within=EXPIRING_WINDOW, now=now, limit=EXPIRING_SHOWN
     )
+    kept = urlencode(chosen)
     context = {
         "expiring_count": expiring,
         "expiring": soonest if expiring else [],
@@ -97,7 +117,13 @@ async def _render_list(
         "next_cursor": next_cursor,
         "first_page": not cursor,
         "created": created,
-        "return_to": request.url.path + (f"?cursor={cursor}" if cursor else ""),
+        "chosen": chosen,
+        "filtered": bool(filters),
+        "matching": matching,
+        "list_error": error,
+        "kept": kept,
+        "sort": chosen.get("sort", "-created"),
+        "return_to": request.url.path + ("?" + str(request.url.query) if request.url.query else ""),
         **_form_context(request, actor),
     }
     headers = NO_STORE if created else None
