@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.engine import make_url
 
@@ -158,5 +159,109 @@ def test_the_one_time_key_is_shown_whole_in_monospace(
         expect(dialog.get_by_role("button", name="Copy")).to_be_visible()
         _inside(page, dialog.get_by_role("button", name="Copy"))
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        page.close()
+
+
+SERIOUS = ("serious", "critical")
+
+
+def _violations(page: Page) -> list[str]:
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in found
+        if v["impact"] in SERIOUS
+    ]
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_every_page_passes_axe_without_serious_violations(
+    browser: Browser, crowded: tuple[LiveServer, dict[str, str]], width: int
+) -> None:
+    live, ids = crowded
+    anonymous = browser.new_page(base_url=live.url, viewport={"width": width, "height": 900})
+    anonymous.goto("/login")
+    found = {"/login": _violations(anonymous)}
+    anonymous.close()
+    page = _sign_in(browser, live, width)
+    try:
+        extra = [
+            "/manage/api-keys/new",
+            f"/manage/api-keys/{ids['soon']}/delete",
+            "/manage/api-keys?q=zzz-nothing",
+            "/manage/api-keys?sort=digest",
+            "/manage/users",
+            "/manage/roles",
+            "/manage/audit?since=not-a-date",
+        ]
+        for path in [*_pages(ids), *extra]:
+            page.goto(path)
+            found[path] = _violations(page)
+        page.goto("/manage/api-keys")
+        page.get_by_role("button", name="Create API key").click()
+        found["create dialog"] = _violations(page)
+        page.keyboard.press("Escape")
+        page.locator("#key-rows > tr").first.get_by_role("button", name="Delete").click()
+        found["delete dialog"] = _violations(page)
+        assert {path: v for path, v in found.items() if v} == {}
+    finally:
+        page.close()
+
+
+def _focus_inside(page: Page, dialog_id: str) -> bool:
+    return bool(
+        page.evaluate(f"document.getElementById('{dialog_id}').contains(document.activeElement)")
+    )
+
+
+def test_keyboard_alone_dialogs_trap_and_return_focus_and_the_switch_switches(
+    browser: Browser, crowded: tuple[LiveServer, dict[str, str]]
+) -> None:
+    live, ids = crowded
+    page = _sign_in(browser, live, 1280)
+    try:
+        opener = page.get_by_role("button", name="Create API key")
+        opener.focus()
+        page.keyboard.press("Enter")
+        expect(
+            page.get_by_role("dialog", name="Create API key").get_by_label("Name")
+        ).to_be_focused()
+        for _ in range(25):
+            page.keyboard.press("Tab")
+            assert _focus_inside(page, "create-dialog")
+        for _ in range(25):
+            page.keyboard.press("Shift+Tab")
+            assert _focus_inside(page, "create-dialog")
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("dialog", name="Create API key")).to_be_hidden()
+        expect(opener).to_be_focused()
+
+        row = page.locator(f"#key-{ids['used']}")
+        delete = row.get_by_role("button", name="Delete")
+        delete.focus()
+        page.keyboard.press("Enter")
+        dialog = page.get_by_role("dialog", name="Delete API key")
+        expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+        seen = set()
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            assert _focus_inside(page, "delete-dialog")
+            seen.add(page.evaluate("document.activeElement.textContent.trim()"))
+        assert {"Cancel", "Deactivate instead", "Delete key"} <= seen
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        expect(delete).to_be_focused()
+
+        switch = row.get_by_role("switch")
+        expect(switch).to_have_attribute("aria-checked", "true")
+        switch.focus()
+        page.keyboard.press("Space")
+        expect(switch).to_have_attribute("aria-checked", "false")
+        expect(page.get_by_role("status").first).to_contain_text("is now off")
+        expect(switch).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(switch).to_have_attribute("aria-checked", "true")
+        expect(page.get_by_role("status").first).to_contain_text("is now on")
     finally:
         page.close()

@@ -143,6 +143,7 @@
     if (!kind || !handlers[kind]) return;
     event.preventDefault();
     var buttons = form.querySelectorAll("button");
+    var focused = document.activeElement;  // disabling a button drops its focus: given back below
     buttons.forEach(function (b) { b.dataset.wasDisabled = b.disabled ? "1" : ""; b.disabled = true; });
     try {
       await handlers[kind](form);
@@ -153,6 +154,8 @@
       else announce(error.message, "error");
     } finally {
       buttons.forEach(function (b) { b.disabled = b.dataset.wasDisabled === "1"; });
+      var lost = !document.activeElement || document.activeElement === document.body;
+      if (lost && focused && document.contains(focused) && !focused.closest("dialog:not([open])")) focused.focus();
     }
   });
 
@@ -205,6 +208,24 @@
     button.textContent = "Copied";
     setTimeout(function () { button.textContent = "Copy"; }, 2000);
   }
+
+  // Keep Tab and Shift+Tab inside an open dialog: from its last control back to its first, and
+  // the other way round (a modal <dialog> alone lets focus leave for the browser's own UI).
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), " +
+    "select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex='-1'])";
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Tab") return;
+    var dialog = document.querySelector("dialog[open]");
+    if (!dialog) return;
+    var inside = Array.prototype.filter.call(dialog.querySelectorAll(FOCUSABLE), function (el) {
+      return el.getClientRects().length > 0;
+    });
+    if (!inside.length) return;
+    var first = inside[0], last = inside[inside.length - 1], at = document.activeElement;
+    var away = !dialog.contains(at);
+    if (event.shiftKey && (at === first || away)) { event.preventDefault(); last.focus(); }
+    else if (!event.shiftKey && (at === last || away)) { event.preventDefault(); first.focus(); }
+  });
 
   document.querySelectorAll("dialog").forEach(function (dialog) {
     dialog.addEventListener("close", function () {
