@@ -154,6 +154,7 @@ async def measure(url: str, count: int, runs: int) -> list[tuple[str, float, flo
 
 async def pg_database(base: str, name: str, *, drop_only: bool = False) -> str:
     """A fresh PostgreSQL database for the run; its URL."""
+    base = Settings(database_url=base, _env_file=None).database_url  # type: ignore[call-arg]
     engine = make_engine(base, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:

@@ -31,6 +31,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("GET", "/manage/api-keys/new", ("api_keys.read", "api_keys.write")),
     ("POST", "/manage/api-keys", ("api_keys.write",)),
     ("POST", "/manage/api-keys/{key_id}/status", ("api_keys.write",)),
+    ("POST", "/manage/api-keys/bulk", ("api_keys.write",)),
     ("GET", "/manage/api-keys/{key_id}/delete", ("api_keys.read",)),
     ("POST", "/manage/api-keys/{key_id}/delete", ("api_keys.delete",)),
     ("GET", "/manage/api-keys/{key_id}", ("api_keys.read",)),

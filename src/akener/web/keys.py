@@ -12,12 +12,14 @@ from starlette.responses import JSONResponse, Response
 
 from akener.accounts.permissions import (
     ALL_OPERATOR_SCOPES,
+    API_KEYS_DELETE,
     API_KEYS_READ,
     API_KEYS_WRITE,
     Principal,
 )
 from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.errors import AkenerError, InvalidInput
+from akener.keys import bulk as bulk_keys
 from akener.keys import service
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.schemas import clean_name, clean_scopes
@@ -246,3 +248,27 @@ async def delete(
         return JSONResponse({"id": row.id, "message": message})
     flash(request, message)
     return see_other(LIST_URL)
+
+
+BULK_VERBS = {"activate": "Activate", "deactivate": "Deactivate", "delete": "Delete"}
+
+
+@router.post("/bulk")
+async def bulk(request: Request, me: CurrentUser, session: DbSession) -> Response:
+    """Act on the selected keys after one confirmation that says how many (all or none)."""
+    form = await form_of(request)
+    action = text(form, "action")
+    me.principal.require(API_KEYS_DELETE if action == "delete" else API_KEYS_WRITE)
+    key_ids = [k for k in texts(form, "key") if k]
+    back = safe_next(text(form, "return_to"), LIST_URL)
+    if action not in BULK_VERBS or not key_ids:
+        flash(request, "Select one or more keys and an action first.", "info")
+        return see_other(back)
+    if text(form, "confirmed") != "yes":
+        rows = await bulk_keys.selected(session, me.principal, key_ids)
+        context = {"action": action, "verb": BULK_VERBS[action], "keys": rows, "return_to": back}
+        return render(request, "keys/bulk.html", context)
+    changed = await bulk_keys.apply(session, me.principal, key_ids, action)
+    done = {"activate": "activated", "deactivate": "deactivated", "delete": "deleted"}[action]
+    flash(request, f"{len(changed)} key{'' if len(changed) == 1 else 's'} {done}.")
+    return see_other(back)

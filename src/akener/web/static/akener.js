@@ -252,6 +252,13 @@
     if (select) setTimeout(function () { syncExpiry(select); }, 0);
   });
   document.querySelectorAll("[data-expiry-choice]").forEach(syncExpiry);
+  // "Select every key on this page" needs JavaScript too.
+  document.querySelectorAll("[data-select-all]").forEach(function (box) {
+    box.hidden = false;
+    box.addEventListener("change", function () {
+      document.querySelectorAll("input[name=key][form=bulk-form]").forEach(function (one) { one.checked = box.checked; });
+    });
+  });
   // Copy needs JavaScript, so its buttons appear only when it runs.
   document.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
 })();
