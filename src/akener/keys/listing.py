@@ -144,7 +144,16 @@ async def list_page(
     return rows, None
 
 
-async def count(session: AsyncSession, query: KeyQuery, *, now: datetime) -> int:
-    """How many keys match the query's filters (all pages)."""
-    stmt = select(func.count()).select_from(ApiKey).where(*_filters(query, now))
+async def count(
+    session: AsyncSession, query: KeyQuery, *, now: datetime, up_to: int | None = None
+) -> int:
+    """How many keys match the query's filters (all pages), counting no further than ``up_to``.
+
+    A bounded count stops reading rows once it has seen ``up_to`` of them, so a page that says
+    "10,000+ keys" costs the same at 100,000 keys as at 10,000.
+    """
+    matching = select(ApiKey.id).where(*_filters(query, now))
+    if up_to is not None:
+        matching = matching.limit(up_to)
+    stmt = select(func.count()).select_from(matching.subquery())
     return int((await session.execute(stmt)).scalar_one())

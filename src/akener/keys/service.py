@@ -110,10 +110,11 @@ async def count_keys(
     expiry: str | None = None,
     scope: str | None = None,
     now: datetime | None = None,
+    up_to: int | None = None,
 ) -> int:
-    """How many keys match these filters."""
+    """How many keys match these filters (no more than ``up_to`` when given)."""
     query = _key_query(actor, status=status, q=q, expiry=expiry, scope=scope)
-    return await listing.count(session, query, now=now or utcnow())
+    return await listing.count(session, query, now=now or utcnow(), up_to=up_to)
 
 
 def _key_query(actor: Principal, **values: Any) -> listing.KeyQuery:
