@@ -46,7 +46,7 @@ def main() -> None:
                     base_url=live.url,
                     reduced_motion="reduce",
                 )
-                page.goto("/login")
+                page.goto("/login?next=/manage/api-keys")
                 page.get_by_label("Email").fill("ada@example.com")
                 page.get_by_label("Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign in").click()
