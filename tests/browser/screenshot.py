@@ -42,7 +42,7 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 page = browser.new_page(
-                    viewport={"width": 1200, "height": 760},
+                    viewport={"width": 1200, "height": 900},
                     base_url=live.url,
                     reduced_motion="reduce",
                 )
