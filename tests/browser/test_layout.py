@@ -97,7 +97,13 @@ def test_no_page_scrolls_sideways_and_no_cell_spills(
     live, ids = crowded
     page = _sign_in(browser, live, width)
     try:
-        for path in _pages(ids):
+        others = [
+            "/manage/users",
+            "/manage/roles",
+            "/manage/api-keys/new",
+            "/manage/api-keys?sort=name",
+        ]
+        for path in [*_pages(ids), *others]:
             page.goto(path)
             found = page.evaluate(MEASURE)
             assert found["doc"] <= found["inner"], (path, width, found)
