@@ -11,21 +11,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
-from akener.db.engine import engine_for, make_sessionmaker
+from akener.db.engine import begin_write, engine_for, make_sessionmaker
 from akener.db.errors import DATABASE_ERRORS, describe
-from akener.db.migrate import current_revision, head_revision
+from akener.db.migrate import current_revision, head_revision, is_known_revision
 from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
+from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
-from akener.settings import Settings
+from akener.retention import service as retention
+from akener.retention.service import RetentionPolicy
+from akener.settings import Settings, secret_problem
 from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
+from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
+from akener.verify.retire import DigestRetirer
 from akener.verify.service import Verifier
+from akener.verify.throttle import FailureThrottle, parse_networks
 from akener.verify.usage import UsageRecorder
 
 log = logging.getLogger("akener")
@@ -44,6 +51,7 @@ class Runtime:
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
     guard: SqliteFileGuard | None = None
+    counter: HostChangeCounter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -55,31 +63,53 @@ class Runtime:
         check_schema: bool = True,
         clock: Callable[[], datetime] = utcnow,
     ) -> Runtime:
-        """Open the database and build the verifier; refuse to run on an unmigrated schema."""
+        """Open the database and build the verifier; refuse to run on a weak or wrong server
+        secret (whatever the entry point: ``akener serve``, the ASGI factory, each worker) and
+        on an unmigrated schema."""
+        problem = secret_problem(settings)
+        if problem:
+            raise InvalidInput(problem)
         secrets_by_version = settings.peppers()
-        if settings.secret_key_version not in secrets_by_version:
-            raise InvalidInput("AKENER_SECRET_KEY is not set")
         peppers = Peppers.from_secrets(secrets_by_version, settings.secret_key_version)
         path = sqlite_path(make_url(settings.database_url).database) if settings.is_sqlite else None
+        if check_schema and path is not None and not path.exists():
+            raise InvalidInput(f"no database at {path}; run 'akener db upgrade' or 'akener serve'")
         # The file opened now is the only one this process will ever write to (docs/operations.md).
         guard = SqliteFileGuard(path) if path is not None else None
         engine = engine_for(settings, before_begin=guard.before_begin if guard else None)
-        if check_schema:
-            revision, head = await current_revision(engine), head_revision()
-            if revision != head:
-                await engine.dispose()
-                raise InvalidInput(
-                    f"the database schema is at {revision or 'nothing'}, not {head}; "
-                    "run 'akener db upgrade'"
-                )
         sessionmaker = make_sessionmaker(engine)
+        if check_schema:
+            try:
+                revision, head = await current_revision(engine), head_revision()
+                if revision is not None and revision != head and not is_known_revision(revision):
+                    # A newer akener migrated it. Migrations only expand before they contract
+                    # (docs/operations.md), so this version still works on it during the upgrade.
+                    log.warning(
+                        "the database schema (%s) is newer than this akener knows (%s); running"
+                        " on it during a rolling upgrade; upgrade this host's akener soon",
+                        revision,
+                        head,
+                    )
+                elif revision != head:
+                    raise InvalidInput(
+                        f"the database schema is at {revision or 'nothing'}, not {head}; "
+                        "run 'akener db upgrade'"
+                    )
+                await record_secrets(sessionmaker, secrets_by_version)
+            except BaseException:
+                await engine.dispose()
+                raise
         cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
         usage = UsageRecorder(sessionmaker)
-        listener, watch = None, None
+        listener, watch, counter = None, None, None
+        fresh: Callable[[], bool] | None = None
         if settings.is_sqlite:
             # An in-memory database lives in this process only: its own commits are all there is.
             watch = SqliteChangeWatch(path, cache) if path is not None else None
+            fresh = watch.check if watch is not None else None
         else:
+            counter = await open_host_counter(engine, settings.change_counter_dir, cache)
+            fresh = counter.check if counter is not None else None
             listener = PgChangeListener(
                 asyncpg_dsn(settings.database_url),
                 cache,
@@ -91,11 +121,16 @@ class Runtime:
             peppers,
             cache=cache,
             usage=usage,
-            fresh=_fresh(watch, guard),
+            fresh=_fresh(fresh, guard),
+            throttle=FailureThrottle(settings.verify_max_failures, settings.verify_failure_window),
+            retirer=DigestRetirer(sessionmaker),
+            proxies=parse_networks(settings.trusted_proxies),
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
-        install_listeners(sessionmaker, [verifier.forget])
+        # Forget first, then tell the other processes of this host (before the answer is sent).
+        after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
+        install_listeners(sessionmaker, after_change)
         runtime = cls(
             settings,
             engine,
@@ -106,6 +141,7 @@ class Runtime:
             listener,
             watch,
             guard,
+            counter,
             clock=clock,
         )
         if listener is not None:
@@ -115,6 +151,11 @@ class Runtime:
         )
         if guard is not None:
             runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
+        if settings.prune_interval is not None:
+            job = retention.run_periodically(
+                sessionmaker, RetentionPolicy.of(settings), settings.prune_interval, clock
+            )
+            runtime.tasks.append(asyncio.create_task(job, name="akener-prune"))
         return runtime
 
     async def close(self) -> None:
@@ -126,23 +167,44 @@ class Runtime:
         self.tasks.clear()
         if self.listener is not None:
             await self.listener.close()
+        if self.verifier.retirer is not None:
+            await self.verifier.retirer.wait()
         try:
-            await self.usage.flush()
+            await self.usage.close()
         except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept
             log.warning("could not write key usage at shutdown: %s", describe(exc))
         if self.watch is not None:
             self.watch.close()
+        if self.counter is not None:
+            self.counter.close()
         await self.engine.dispose()
 
 
+SECRETS_WHERE = "the .env (or environment) of every akener process"
+
+
+async def record_secrets(
+    sessionmaker: async_sessionmaker[AsyncSession], secrets_by_version: dict[int, bytes]
+) -> None:
+    """Check the secrets against the stored fingerprints and record new versions' ones (workers
+    starting together may race to insert the same row: the loser checks again)."""
+    for attempt in range(3):
+        try:
+            async with sessionmaker() as session:
+                await begin_write(session)
+                await check_secrets(session, secrets_by_version, SECRETS_WHERE)
+                await session.commit()
+                return
+        except IntegrityError:
+            if attempt == 2:
+                raise
+
+
 def _fresh(
-    watch: SqliteChangeWatch | None, guard: SqliteFileGuard | None
+    check: Callable[[], bool] | None, guard: SqliteFileGuard | None
 ) -> Callable[[], bool] | None:
     """What the verifier asks before a cached answer: the change counter, and that the file
     is still the one opened (a flag the guard's background check sets)."""
-    if watch is None:
-        return None
-    if guard is None:
-        return watch.check
-    check = watch.check
+    if check is None or guard is None:
+        return check
     return lambda: guard.intact and check()

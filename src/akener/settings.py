@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from akener.durations import parse_duration
+from akener.verify.throttle import parse_networks
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./akener.db"
 
-# Values people paste from examples; refused as a production secret.
+# Values people paste from examples (the docs' own example included); never a server secret.
 PLACEHOLDER_SECRETS = frozenset(
-    {"", "changeme", "change-me", "secret", "please-change-me", "your-secret-key", "test", "dev"}
+    {
+        "",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changeit",
+        "secret",
+        "secretkey",
+        "secret-key",
+        "secret_key",
+        "mysecret",
+        "supersecret",
+        "password",
+        "please-change-me",
+        "replace-me",
+        "your-secret-key",
+        "your_secret_key",
+        "your-secret-here",
+        "insecure",
+        "example",
+        "test",
+        "dev",
+        "akener",
+        "akener-secret-key",
+        "<a long random secret>",
+    }
 )
 MIN_SECRET_LENGTH = 32
 
@@ -33,6 +63,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     server: str = "granian"  # or "uvicorn"; see bench/README.md for why granian is the default
     log_level: str = "info"
+    # The address people reach akener at (https://keys.example.com); redirects are built from it,
+    # never from the request's Host header. Unset: redirects are relative paths.
+    public_url: str | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Dashboard sign-in (docs/dashboard.md).
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
@@ -53,6 +86,34 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     # PostgreSQL: how long ``akener serve`` waits for the database to answer at start-up.
     db_startup_wait_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Retention (docs/configuration.md): a duration such as 365d; 0 or "none" keeps forever.
+    retention_audit: timedelta | None = timedelta(days=365)
+    retention_usage: timedelta | None = timedelta(days=400)
+    retention_sessions: timedelta | None = timedelta(days=1)
+    # How often each server process prunes; 0 turns the job off (then run `akener db prune`).
+    prune_interval: timedelta | None = timedelta(hours=1)
+
+    @field_validator(
+        "retention_audit", "retention_usage", "retention_sessions", "prune_interval", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: Any, info: Any) -> Any:
+        """Durations go through the one parser: a unit is required; 0 or none means none."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return None
+        name = f"AKENER_{info.field_name.upper()}"
+        found = parse_duration(value, name, allow_zero=True, minimum=None)
+        return found or None
+
+    # Failed key checks that needed the database, per client address and window (0: no limit).
+    verify_max_failures: int = Field(default=100, ge=0)
+    verify_failure_window: float = Field(default=10.0, gt=0, le=3600)
+    # Addresses (or networks) whose X-Forwarded-For is believed, comma separated.
+    trusted_proxies: str = ""
+    # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
+    change_counter_dir: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -64,10 +125,32 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        """An http(s) origin, optionally with a path prefix; no query, no fragment."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "AKENER_PUBLIC_URL must be an http(s) URL, e.g. https://keys.example.com"
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("AKENER_PUBLIC_URL must not have a query, a fragment or credentials")
+        return value.rstrip("/")
+
     @property
     def is_sqlite(self) -> bool:
         """True when the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        """Refuse anything but addresses and networks."""
+        parse_networks(value)
+        return value
 
     def peppers(self) -> dict[int, bytes]:
         """Secret per pepper version, current version included."""
@@ -82,21 +165,34 @@ class Settings(BaseSettings):
         return found
 
 
+GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _is_placeholder(value: str) -> bool:
+    folded = value.strip().lower()
+    if folded in PLACEHOLDER_SECRETS or len(set(folded)) <= 1:
+        return True
+    # "changemechangeme…" padded to the minimum length is still a placeholder.
+    return any(
+        word and len(folded) % len(word) == 0 and folded == word * (len(folded) // len(word))
+        for word in PLACEHOLDER_SECRETS
+    )
+
+
 def secret_problem(settings: Settings) -> str | None:
-    """Why the configured secret cannot be used, or None when it is fine."""
+    """Why the configured current secret cannot be used (one line with what to do), or None."""
     if settings.secret_key is None:
         return "AKENER_SECRET_KEY is not set"
     value = settings.secret_key.get_secret_value()
-    if value.strip().lower() in PLACEHOLDER_SECRETS:
-        return "AKENER_SECRET_KEY is a placeholder value"
-    if len(value) < MIN_SECRET_LENGTH:
-        return f"AKENER_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters"
-    return None
-
-
-def write_local_secret(env_file: Path, secret: str) -> None:
-    """Append a generated AKENER_SECRET_KEY to a local .env file (readable by the owner only)."""
-    existing = env_file.read_text() if env_file.exists() else ""
-    sep = "" if not existing or existing.endswith("\n") else "\n"
-    env_file.write_text(f"{existing}{sep}AKENER_SECRET_KEY={secret}\n")
-    env_file.chmod(0o600)
+    if _is_placeholder(value):
+        why = "is a well-known placeholder"
+    elif len(value) < MIN_SECRET_LENGTH:
+        why = f"is shorter than {MIN_SECRET_LENGTH} characters"
+    else:
+        return None
+    return (
+        f"AKENER_SECRET_KEY {why}; set a long random one ({GENERATE_HINT}). Keys made with the"
+        " weak secret keep working if it stays as an old version: move it to"
+        f" AKENER_OLD_SECRET_KEYS={settings.secret_key_version}:<weak secret> and set"
+        f" AKENER_SECRET_KEY_VERSION={settings.secret_key_version + 1} with the new secret"
+    )

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from akener.errors import AuthenticationFailed
+from akener.installation.home import write_env_atomically
 from akener.logs import JsonFormatter, redact
-from akener.settings import Settings, secret_problem, write_local_secret
+from akener.settings import Settings, secret_problem
 from akener.verify.bearer import MISSING_MESSAGE, authorization_values, parse_bearer
 
 KEY = "akener_" + "ab" * 32
@@ -63,8 +64,12 @@ def test_database_url_driver_is_chosen() -> None:
     [
         (None, "not set"),
         ("changeme", "placeholder"),
-        ("short-but-real", "at least 32"),
-        ("x" * 40, None),
+        (" CHANGEME ", "placeholder"),
+        ("changeme" * 5, "placeholder"),
+        ("x" * 40, "placeholder"),
+        ("<a long random secret>", "placeholder"),
+        ("short-but-real", "shorter than 32"),
+        ("k3Jd8-wQpL2zR7vN0aYc5TgH1mXe6sBf", None),
     ],
 )
 def test_secret_rules(secret: str | None, problem: str | None) -> None:
@@ -74,6 +79,10 @@ def test_secret_rules(secret: str | None, problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None and problem in found
+        # a weak secret that keys depend on can stay as an old version: the line says how
+        if secret is not None:
+            assert "AKENER_OLD_SECRET_KEYS=1:<weak secret>" in found
+            assert "AKENER_SECRET_KEY_VERSION=2" in found
 
 
 def test_old_secrets_keep_their_versions() -> None:
@@ -89,12 +98,14 @@ def test_old_secrets_keep_their_versions() -> None:
         bad.peppers()
 
 
-def test_write_local_secret_appends_and_is_private(tmp_path: Path) -> None:
+def test_generated_env_is_written_atomically_and_is_private(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("OTHER=1")
-    write_local_secret(env, "s3cret")
+    env.chmod(0o644)
+    write_env_atomically(env, "s3cret")
     assert env.read_text() == "OTHER=1\nAKENER_SECRET_KEY=s3cret\n"
-    assert env.stat().st_mode & 0o077 == 0
+    assert env.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no temporary file left behind
 
 
 @pytest.mark.parametrize(
@@ -122,3 +133,34 @@ def test_json_formatter_redacts_messages_and_extra_fields() -> None:
     assert KEY not in line
     assert data["message"] == "got akener_[REDACTED]"
     assert data["path"] == "/k/akener_[REDACTED]"
+
+
+MIXED = "akener_" + "0123456789abcdef" * 4
+ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
+
+
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        MIXED.removeprefix("akener_"),  # the bare 64-hex body
+        MIXED.removeprefix("akener_").upper(),
+        *(sep.join(MIXED) for sep in ZERO_WIDTH),  # broken up by an invisible character
+        "\u200b".join(MIXED.removeprefix("akener_")),
+        MIXED.replace("a", "\u0430").replace("e", "\u0435"),  # Cyrillic look-alikes
+        MIXED.replace("k", "\u03ba").replace("o", "\u03bf"),  # Greek look-alikes
+        "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in MIXED),  # fullwidth forms
+        "".join(chr(0x1D7CE + int(c)) if c.isdigit() else c for c in MIXED),  # math digits
+    ],
+)
+def test_redaction_sees_through_bare_and_disguised_keys(disguised: str) -> None:
+    cleaned = redact(f"user pasted «{disguised}» here")
+    assert "REDACTED" in cleaned
+    assert cleaned.startswith("user pasted «") and cleaned.endswith("» here")
+    body = MIXED.removeprefix("akener_")
+    skeleton = "".join(c for c in cleaned.lower() if c.isascii() and c.isalnum())
+    assert body[:16] not in skeleton and body[-16:] not in skeleton
+
+
+def test_redaction_leaves_ordinary_text_alone() -> None:
+    text = "Zoë's café key “Deploy” — 42 requests, id 3f2a9c"
+    assert redact(text) == text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.accounts.models import LoginFailure, Role, User, WebSession, user_roles
@@ -27,11 +27,11 @@ class UserRepository:
         """How many users exist."""
         return int(await self.session.scalar(select(func.count()).select_from(User)) or 0)
 
-    async def get_by_id(self, user_id: str) -> User | None:
-        """The user with that id, or None."""
+    async def get_by_id(self, user_id: str, *, fresh: bool = False) -> User | None:
+        """The user with that id, or None; ``fresh`` reads the row again from the database."""
         if len(user_id) > 64:
             return None
-        return await self.session.get(User, user_id)
+        return await self.session.get(User, user_id, populate_existing=fresh)
 
     async def get_by_email(self, email: str) -> User | None:
         """The user with that (lower-cased) email, or None."""
@@ -130,6 +130,19 @@ class SessionRepository:
     async def delete_expired(self, now: datetime) -> None:
         """Forget sessions past their end."""
         await self.session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+
+    async def lock_attempts(self, email: str, address: str) -> None:
+        """Hold sign-in attempts at this account and from this address back until this
+        transaction ends, so counting and reserving an attempt is atomic. On SQLite the write
+        transaction (BEGIN IMMEDIATE) already serialises them; PostgreSQL takes advisory locks,
+        always in the same order."""
+        connection = await self.session.connection()
+        if connection.dialect.name != "postgresql":
+            return
+        for name in sorted((f"akener-login-account:{email}", f"akener-login-address:{address}")):
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+            )
 
     async def add_failure(self, email: str, address: str, at: datetime) -> None:
         """Note one failed sign-in."""

@@ -23,6 +23,7 @@ from akener.accounts.repository import SessionRepository, UserRepository
 from akener.accounts.schemas import clean_email
 from akener.audit.service import record_event
 from akener.db.base import utcnow
+from akener.db.engine import begin_write
 from akener.errors import AuthenticationFailed, RateLimited
 
 TOKEN_BYTES = 32
@@ -93,7 +94,13 @@ async def log_in(
 ) -> tuple[SignedIn, str]:
     """Check the password (throttled) and open a session; returns it and the cookie token.
 
-    Failures are recorded in ``session``: the caller commits them even when this raises.
+    ``session`` must be in a writing transaction. The attempt is first reserved: under a lock on
+    the account and the address, the recent failures are counted and the attempt is written as
+    one, then committed. Only then is the password hashed, outside any transaction, so however
+    many attempts arrive at once no more passwords are checked than the limit allows, and the
+    slow hash never holds the SQLite write lock (nor a PostgreSQL lock). A good password removes
+    the reservation. Failures are recorded in ``session``: the caller commits them even when this
+    raises.
     """
     repo = SessionRepository(session)
     now = utcnow()
@@ -101,11 +108,23 @@ async def log_in(
         email = clean_email(email)
     except ValueError:
         email = email.strip().lower()[:254]
-    await _check_throttle(repo, policy, email, address[:64], now)
+    address = address[:64]
+    await repo.lock_attempts(email, address)
+    await _check_throttle(repo, policy, email, address, now)
+    await repo.add_failure(email, address, now)  # the reservation, counted until it succeeds
     user = await UserRepository(session).get_by_email(email)
-    ok = await passwords.verify_password(user.password_hash if user else None, password)
-    if user is None or not ok or not user.is_active:
-        await repo.add_failure(email, address[:64], now)
+    stored = user.password_hash if user else None
+    await session.commit()
+    ok = await passwords.verify_password(stored, password)
+    rehashed = (
+        await passwords.hash_password(password)
+        if ok and stored and passwords.needs_rehash(stored)
+        else None
+    )
+    await begin_write(session)
+    if user is not None:
+        user = await UserRepository(session).get_by_id(user.id, fresh=True)
+    if user is None or not ok or not user.is_active or user.password_hash != stored:
         # The attempted address is kept (it is what an investigation needs); never the password.
         await record_event(
             session,
@@ -114,14 +133,14 @@ async def log_in(
             target_type="user",
             target_id=user.id if user else None,
             target_name=email,
-            client=address[:64],
+            client=address,
         )
         raise AuthenticationFailed(BAD_CREDENTIALS)
     await repo.clear_failures(email)
     await repo.delete_failures_before(now - policy.lockout)
     await repo.delete_expired(now)
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = await passwords.hash_password(password)
+    if rehashed is not None:
+        user.password_hash = rehashed
     user.last_login_at = now
     await record_event(
         session,
@@ -130,7 +149,7 @@ async def log_in(
         target_type="user",
         target_id=user.id,
         target_name=user.email,
-        client=address[:64],
+        client=address,
     )
     return await open_session(session, user, policy)
 
@@ -169,10 +188,32 @@ async def log_out(session: AsyncSession, token: str | None) -> None:
         await SessionRepository(session).delete_by_digest(token_digest(token))
 
 
-def setup_token(secret: bytes) -> str:
-    """The token of the first-run setup link, derived from the server secret.
+SETUP_LINK_LIFETIME = timedelta(hours=24)
 
-    Every process and ``akener serve`` agree on it without storing anything, and only someone
-    who holds the secret (the operator) can know it.
+
+def _setup_mac(secret: bytes, expires: int) -> str:
+    message = b"akener/first-run-setup/" + str(expires).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def setup_token(secret: bytes, now: datetime | None = None) -> str:
+    """The token of a first-run setup link, valid for 24 hours: its expiry and an HMAC of it
+    under the server secret.
+
+    Every process agrees on it without storing anything, and only someone who holds the secret
+    (the operator) can make one.
     """
-    return hmac.new(secret, b"akener/first-run-setup", hashlib.sha256).hexdigest()[:32]
+    expires = int(((now or utcnow()) + SETUP_LINK_LIFETIME).timestamp())
+    return f"{expires}.{_setup_mac(secret, expires)}"
+
+
+def setup_token_valid(secret: bytes, token: str, now: datetime | None = None) -> bool:
+    """True for a token made with ``secret`` that has not expired yet."""
+    expires_text, _, mac = token.partition(".")
+    if not secret or not (expires_text.isascii() and expires_text.isdigit()) or len(mac) != 32:
+        return False
+    expires = int(expires_text)
+    moment = (now or utcnow()).timestamp()
+    if not moment < expires <= moment + SETUP_LINK_LIFETIME.total_seconds() + 60:
+        return False
+    return hmac.compare_digest(mac.encode(), _setup_mac(secret, expires).encode())

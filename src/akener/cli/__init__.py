@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -10,6 +13,7 @@ from akener.cli import audit, db, keys, serve, users
 from akener.cli.startup import startup_failure
 from akener.db.errors import DATABASE_ERRORS
 from akener.errors import AkenerError
+from akener.installation.home import HOME_VARIABLE, home_directory
 
 app = typer.Typer(
     name="akener",
@@ -17,7 +21,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rendering it with rich costs more than the rest of `akener --help` together.
+    rich_markup_mode=None,
 )
+
+
+@app.callback()
+def options(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            envvar="AKENER_HOME",
+            help="The installation's directory (its .env and SQLite database)"
+            " [default: AKENER_HOME or the working directory].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Self-hosted API key service. Run 'akener serve' to start it."""
+    if home is not None:
+        # Every command (and the server's workers) finds the installation through it.
+        os.environ[HOME_VARIABLE] = str(home_directory(home))
+
+
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")

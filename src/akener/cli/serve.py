@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import os
-import secrets
+import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from akener.accounts.service import count_users
-from akener.accounts.sessions import setup_token
-from akener.cli.common import in_transaction, load_settings
-from akener.cli.db import migrate
-from akener.cli.startup import check_database, check_port
+from akener.cli.common import find_installation, in_transaction
 from akener.errors import InvalidInput
-from akener.settings import Settings, secret_problem, write_local_secret
+
+if TYPE_CHECKING:
+    from akener.settings import Settings
 
 
 def setup_link(settings: Settings, host: str, port: int) -> str | None:
     """The one-time owner setup link, or None once any user exists."""
+    from akener.accounts.service import count_users
+    from akener.accounts.sessions import setup_token
+
     if in_transaction(settings, count_users) or settings.secret_key is None:
         return None
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - only displayed
@@ -28,6 +28,26 @@ def setup_link(settings: Settings, host: str, port: int) -> str | None:
         shown = f"[{shown}]"
     token = setup_token(settings.secret_key.get_secret_value().encode())
     return f"http://{shown}:{port}/setup?token={token}"
+
+
+def announce_setup(settings: Settings, host: str, port: int) -> None:
+    """While no user exists, say how to create the owner. The link itself (a credential) is
+    shown only on a terminal, never into a log file or a journal."""
+    link = setup_link(settings, host, port)
+    if link is None:
+        return
+    if sys.stderr.isatty():
+        typer.echo(
+            f"No dashboard account exists yet. Create the owner at (valid 24 hours):\n  {link}\n"
+            "(or run: akener users create --email you@example.com --role admin)",
+            err=True,
+        )
+    else:
+        typer.echo(
+            "No dashboard account exists yet. Run 'akener users setup-link' for a one-time"
+            " owner setup link, or 'akener users create --email you@example.com --role admin'.",
+            err=True,
+        )
 
 
 def serve(
@@ -44,40 +64,26 @@ def serve(
     ] = None,
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
-    settings = load_settings()
-    chosen = server or settings.server
+    from akener.cli.install import prepare
+    from akener.cli.startup import check_database, check_port
+    from akener.installation.home import HOME_VARIABLE
+
+    installation = find_installation()
+    chosen = server or installation.settings.server
     if chosen not in SERVERS:
         raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
-    check_port(host or settings.host, port or settings.port)
-    problem = secret_problem(settings)
-    if problem and settings.secret_key is None and settings.is_sqlite:
-        env_file = Path(".env").resolve()
-        write_local_secret(env_file, secrets.token_urlsafe(48))
-        typer.echo(
-            f"Generated a new AKENER_SECRET_KEY in {env_file}. Keep it safe and keep it:"
-            " without it no existing key can be verified.",
-            err=True,
-        )
-        settings = load_settings()
-    elif problem and not settings.is_sqlite:
-        raise InvalidInput(f"{problem}; set a long random secret to run on PostgreSQL")
-    elif problem:
-        typer.echo(f"warning: {problem}", err=True)
-    check_database(settings)
-    migrate(settings)
+    check_port(host or installation.settings.host, port or installation.settings.port)
+    check_database(installation.settings)
+    settings = prepare(installation)
+    # Workers read the same installation: its directory and the secret just checked.
+    os.environ[HOME_VARIABLE] = str(installation.home)
     os.environ["AKENER_SECRET_KEY"] = (
         settings.secret_key.get_secret_value() if settings.secret_key else ""
     )
     bind_host = host or settings.host
     bind_port = port or settings.port
     typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
-    link = setup_link(settings, bind_host, bind_port)
-    if link:
-        typer.echo(
-            f"No dashboard account exists yet. Create the owner at:\n  {link}\n"
-            "(or run: akener users create --email you@example.com --role admin)",
-            err=True,
-        )
+    announce_setup(settings, bind_host, bind_port)
     SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
 
 

@@ -6,15 +6,16 @@ import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from akener.accounts import service
-from akener.accounts.permissions import CLI_PRINCIPAL
-from akener.accounts.schemas import UserCreate, first_error
 from akener.cli.common import in_transaction, load_settings
-from akener.errors import InvalidInput
+from akener.cli.serve import setup_link
+from akener.errors import Conflict, InvalidInput
 
-app = typer.Typer(help="Create dashboard users.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create dashboard users and the owner setup link.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 def read_password() -> str:
@@ -40,6 +41,12 @@ def create(
     ] = None,
 ) -> None:
     """Create a user. The first user becomes the owner (and needs --role admin)."""
+    from pydantic import ValidationError
+
+    from akener.accounts import service
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.accounts.schemas import UserCreate, first_error
+
     try:
         body = UserCreate(email=email, display_name=name or email.split("@")[0], roles=role)
     except ValidationError as exc:
@@ -62,3 +69,20 @@ def create(
     created_email, owner, roles = in_transaction(settings, work)
     what = "the owner" if owner else "a user"
     typer.echo(f"Created {what} {created_email} with roles: {', '.join(roles)}.", err=True)
+
+
+@app.command("setup-link")
+def setup_link_command(
+    host: Annotated[
+        str | None, typer.Option(help="Host shown in the link [default: AKENER_HOST].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port shown in the link [default: AKENER_PORT].")
+    ] = None,
+) -> None:
+    """Print a fresh one-time owner setup link (valid 24 hours) while no user exists."""
+    settings = load_settings()
+    link = setup_link(settings, host or settings.host, port or settings.port)
+    if link is None:
+        raise Conflict("the owner account already exists; sign in at /login instead")
+    typer.echo(link)

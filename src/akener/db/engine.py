@@ -43,6 +43,8 @@ def make_engine(
     timeout (how long a writer waits for the lock). ``before_begin`` runs before every
     transaction and may raise to refuse it (the SQLite file guard).
     """
+    # SQL parameters (digests, session ids, CSRF tokens, hashes) never reach a log line.
+    kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_timeout", pool_timeout)

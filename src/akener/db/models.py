@@ -3,6 +3,7 @@
 from akener.accounts.models import LoginFailure, Role, User, WebSession, user_roles
 from akener.audit.models import AuditEvent
 from akener.db.base import Base
+from akener.installation.models import SecretFingerprint
 from akener.keys.models import ApiKey, KeyChangeSeq
 from akener.verify.models import KeyUsage
 
@@ -15,6 +16,7 @@ __all__ = [
     "KeyUsage",
     "LoginFailure",
     "Role",
+    "SecretFingerprint",
     "User",
     "WebSession",
     "metadata",

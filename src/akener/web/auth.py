@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from akener.accounts import service as accounts
 from akener.accounts.schemas import clean_display_name, clean_email
-from akener.accounts.sessions import SignedIn, log_in, log_out, open_session, setup_token
+from akener.accounts.sessions import SignedIn, log_in, log_out, open_session, setup_token_valid
 from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.errors import AkenerError, AuthenticationFailed, InvalidInput, NotFound, RateLimited
 from akener.web.csrf import check_csrf
@@ -35,9 +33,9 @@ def _start_session(request: Request, signed: SignedIn, token: str) -> None:
     request.state.page["csrf_token"] = signed.csrf_token
 
 
-def _expected_setup_token(request: Request) -> str:
+def _setup_token_ok(request: Request, token: str) -> bool:
     secret = get_runtime(request).settings.secret_key
-    return setup_token(secret.get_secret_value().encode() if secret else b"")
+    return secret is not None and setup_token_valid(secret.get_secret_value().encode(), token)
 
 
 @router.get("/", include_in_schema=False)
@@ -62,10 +60,11 @@ async def setup_page(
     if await accounts.count_users(session):
         flash(request, "The owner account already exists. Sign in.", "info")
         return see_other("/login")
-    if not secrets.compare_digest(token.encode(), _expected_setup_token(request).encode()):
+    if not _setup_token_ok(request, token):
         raise NotFound(
-            "this setup link is not valid. Open the link that 'akener serve' printed,"
-            " or create the owner with 'akener users create --role admin'"
+            "this setup link is not valid or has expired (links last 24 hours). Get a fresh one"
+            " with 'akener users setup-link', or create the owner with"
+            " 'akener users create --role admin'"
         )
     return render(request, "auth/setup.html", {"token": token, "values": {}})
 
@@ -75,8 +74,8 @@ async def setup_submit(request: Request, session: DbSession) -> Response:
     """Create the owner, sign them in, and open the dashboard."""
     form = await form_of(request)
     token = text(form, "token")
-    if not secrets.compare_digest(token.encode(), _expected_setup_token(request).encode()):
-        raise NotFound("this setup link is not valid")
+    if not _setup_token_ok(request, token):
+        raise NotFound("this setup link is not valid or has expired")
     values = {"email": text(form, "email"), "display_name": text(form, "display_name")}
     try:
         email = clean("email", clean_email, values["email"])

@@ -1,0 +1,1 @@
+"""The installation: where its .env and SQLite database live, and which server secret it uses."""
