@@ -10,8 +10,6 @@ from typing import Annotated
 import typer
 
 from akener.cli import audit, db, keys, serve, users
-from akener.cli.startup import startup_failure
-from akener.db.errors import DATABASE_ERRORS
 from akener.errors import AkenerError
 from akener.installation.home import HOME_VARIABLE, home_directory
 
@@ -59,8 +57,11 @@ def main() -> None:
     except AkenerError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
-    except DATABASE_ERRORS as exc:
+    except Exception as exc:
         # A database or disk failure (unreachable, full, read-only) is one line, not a traceback.
+        # Imported here: `akener --help` must not load SQLAlchemy.
+        from akener.cli.startup import startup_failure
+
         message = startup_failure(exc)
         if message is None:
             raise

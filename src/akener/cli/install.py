@@ -8,6 +8,7 @@ import typer
 
 from akener.cli.common import in_transaction
 from akener.cli.db import migrate
+from akener.cli.startup import check_database
 from akener.errors import InvalidInput
 from akener.installation.home import Installation, locate, write_env_atomically
 from akener.settings import Settings, secret_problem
@@ -26,6 +27,8 @@ def prepare(installation: Installation) -> Settings:
     problem = secret_problem(settings)
     if problem and (settings.secret_key is not None or not settings.is_sqlite):
         raise InvalidInput(f"{problem} (looked in {installation.env_file} and the environment)")
+    # After the secret's own check (a wrong secret needs no database), before any file is made.
+    check_database(settings)
     installation.prepare_database_file()
     migrate(settings)
     if settings.secret_key is None:

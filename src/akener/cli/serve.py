@@ -65,7 +65,7 @@ def serve(
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
     from akener.cli.install import prepare
-    from akener.cli.startup import check_database, check_port
+    from akener.cli.startup import check_port
     from akener.installation.home import HOME_VARIABLE
 
     installation = find_installation()
@@ -73,7 +73,6 @@ def serve(
     if chosen not in SERVERS:
         raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
     check_port(host or installation.settings.host, port or installation.settings.port)
-    check_database(installation.settings)
     settings = prepare(installation)
     # Workers read the same installation: its directory and the secret just checked.
     os.environ[HOME_VARIABLE] = str(installation.home)
