@@ -156,6 +156,8 @@ async def test_secret_rotation_keeps_working_and_a_wrong_secret_is_refused(
         _, key = await create_key(
             session, CLI_PRINCIPAL, name="Old", scopes=[], peppers=runtime.peppers
         )
+        # Never used while version 2 is current: its digest stays under version 1.
+        await create_key(session, CLI_PRINCIPAL, name="Idle", scopes=[], peppers=runtime.peppers)
         await session.commit()
     await runtime.close()
 
@@ -176,9 +178,17 @@ async def test_secret_rotation_keeps_working_and_a_wrong_secret_is_refused(
         me = await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {key}"})
         assert me.status_code == 200 and me.json()["name"] == "Old"
 
-    dropped = rotated.model_copy(update={"old_secret_keys": ""})
+    # Using "Old" moved its digest to version 2 (old versions retire themselves); "Idle" still
+    # needs version 1. A third secret with neither earlier one matches no key: refused.
+    lost = rotated.model_copy(
+        update={
+            "secret_key": SecretStr("q8Vx2LmZr7Tn4WcYp1Ks9DfGh3Jb6NaE0uRiOe5X"),
+            "secret_key_version": 3,
+            "old_secret_keys": "",
+        }
+    )
     with pytest.raises(InvalidInput, match="no configured server secret matches"):
-        await Runtime.start(dropped)
+        await Runtime.start(lost)
     replaced = settings.model_copy(update={"secret_key": SecretStr(STRONG)})
     with pytest.raises(InvalidInput, match="secret for version 1 is not the one"):
         await Runtime.start(replaced)
