@@ -3,6 +3,7 @@ silence, private files, and a server secret that must be strong whatever the ent
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pty
@@ -20,8 +21,9 @@ from akener.accounts.permissions import CLI_PRINCIPAL
 from akener.accounts.sessions import setup_token, setup_token_valid
 from akener.app import AkenerApp, create_app
 from akener.db.base import utcnow
-from akener.db.engine import begin_write
+from akener.db.engine import begin_write, make_engine
 from akener.errors import InvalidInput
+from akener.installation.service import fingerprint
 from akener.keys.service import create_key
 from akener.runtime import Runtime
 from akener.settings import Settings
@@ -245,3 +247,19 @@ async def test_an_expired_setup_link_is_refused_by_the_page(
     assert answer.status_code == 404 and "setup-link" in answer.text
     fresh = setup_token(TEST_SECRET.encode())
     assert (await client.get(f"/setup?token={fresh}")).status_code == 200
+
+
+async def test_workers_starting_together_record_each_fingerprint_once(settings: Settings) -> None:
+    runtimes = await asyncio.gather(*(Runtime.start(settings) for _ in range(4)))
+    for runtime in runtimes:
+        await runtime.close()
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.exec_driver_sql("SELECT version, fingerprint FROM server_secrets")
+            ).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, fingerprint(TEST_SECRET.encode(), 1))]
+    assert TEST_SECRET not in str(rows)
