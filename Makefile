@@ -1,20 +1,20 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 .PHONY: run test setup bench screenshot
 
-run: ## set up and run akener on the embedded SQLite database
+run: ## set up (runtime only) and run akener on the embedded SQLite database; PORT=9000 to move it
 	scripts/setup
-	.venv/bin/akener serve
+	.venv/bin/akener serve $(if $(PORT),--port $(PORT))
 
 test: ## set up and run every check and test (SQLite, and PostgreSQL when reachable)
 	scripts/test
 
-setup:
+setup: ## the runtime only; `scripts/setup --dev` adds the test and browser tooling
 	scripts/setup
 
 bench: ## forward-auth and API throughput against a raw ASGI floor (see bench/README.md)
-	scripts/setup
+	scripts/setup --dev
 	.venv/bin/python bench/run.py
 
 screenshot: ## regenerate docs/dashboard-keys.png from a real server in headless Chromium
-	scripts/setup
+	scripts/setup --dev
 	.venv/bin/python -m tests.browser.screenshot

@@ -24,6 +24,7 @@ from akener.db.migrate import upgrade
 from akener.db.models import metadata
 from akener.runtime import Runtime
 from akener.settings import Settings
+from akener.verify.hostcounter import PREFIX, default_dir
 
 TEST_SECRET = "test-secret-" + "s" * 40
 PG_URL = os.environ.get("AKENER_TEST_DATABASE_URL", "")
@@ -59,6 +60,8 @@ def pg_database() -> Iterator[str]:
     asyncio.run(_migrate(url))
     yield url
     asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for counter in default_dir().glob(f"{PREFIX}{name}-*"):  # the per-host change counter
+        counter.unlink(missing_ok=True)
 
 
 async def _admin(url: str, *statements: str) -> None:

@@ -21,6 +21,7 @@ from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
 from akener.installation.home import locate
 from akener.logs import RequestLogMiddleware, configure_logging
+from akener.redirects import LocalRedirectsMiddleware
 from akener.runtime import Runtime
 from akener.settings import Settings
 from akener.verify.service import Verifier
@@ -58,6 +59,7 @@ class AkenerApp:
         self._api_stack: ASGIApp = ApiKeyAuthMiddleware(self.api, self._verifier)
         self._web_stack: ASGIApp = wrap_web(self.web)
         stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
+        stack = LocalRedirectsMiddleware(stack, settings.public_url)
         self._http: ASGIApp = RequestLogMiddleware(stack)
         # Forward-auth bypasses the framework and the per-request log line (docs/verification.md).
         self._authz: ASGIApp = not_started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,18 +15,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from akener.db.base import utcnow
-from akener.db.engine import begin_write, make_engine, make_sessionmaker
-from akener.db.migrate import current_revision, head_revision
+from akener.db.engine import begin_write, engine_for, make_sessionmaker
+from akener.db.errors import DATABASE_ERRORS, describe
+from akener.db.migrate import current_revision, head_revision, is_known_revision
+from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
 from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
 from akener.keys.peppers import Peppers
+from akener.retention import service as retention
+from akener.retention.service import RetentionPolicy
 from akener.settings import Settings, secret_problem
 from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
+from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
+from akener.verify.retire import DigestRetirer
 from akener.verify.service import Verifier
+from akener.verify.throttle import FailureThrottle, parse_networks
 from akener.verify.usage import UsageRecorder
+
+log = logging.getLogger("akener")
 
 
 @dataclass
@@ -40,6 +50,8 @@ class Runtime:
     usage: UsageRecorder
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
+    guard: SqliteFileGuard | None = None
+    counter: HostChangeCounter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -62,12 +74,23 @@ class Runtime:
         path = sqlite_path(make_url(settings.database_url).database) if settings.is_sqlite else None
         if check_schema and path is not None and not path.exists():
             raise InvalidInput(f"no database at {path}; run 'akener db upgrade' or 'akener serve'")
-        engine = make_engine(settings.database_url)
+        # The file opened now is the only one this process will ever write to (docs/operations.md).
+        guard = SqliteFileGuard(path) if path is not None else None
+        engine = engine_for(settings, before_begin=guard.before_begin if guard else None)
         sessionmaker = make_sessionmaker(engine)
         if check_schema:
             try:
                 revision, head = await current_revision(engine), head_revision()
-                if revision != head:
+                if revision is not None and revision != head and not is_known_revision(revision):
+                    # A newer akener migrated it. Migrations only expand before they contract
+                    # (docs/operations.md), so this version still works on it during the upgrade.
+                    log.warning(
+                        "the database schema (%s) is newer than this akener knows (%s); running"
+                        " on it during a rolling upgrade; upgrade this host's akener soon",
+                        revision,
+                        head,
+                    )
+                elif revision != head:
                     raise InvalidInput(
                         f"the database schema is at {revision or 'nothing'}, not {head}; "
                         "run 'akener db upgrade'"
@@ -78,34 +101,61 @@ class Runtime:
                 raise
         cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
         usage = UsageRecorder(sessionmaker)
-        listener, watch = None, None
+        listener, watch, counter = None, None, None
+        fresh: Callable[[], bool] | None = None
         if settings.is_sqlite:
             # An in-memory database lives in this process only: its own commits are all there is.
             watch = SqliteChangeWatch(path, cache) if path is not None else None
+            fresh = watch.check if watch is not None else None
         else:
+            counter = await open_host_counter(engine, settings.change_counter_dir, cache)
+            fresh = counter.check if counter is not None else None
             listener = PgChangeListener(
                 asyncpg_dsn(settings.database_url),
                 cache,
                 check_seconds=settings.listener_check_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
             )
         verifier = Verifier(
             sessionmaker,
             peppers,
             cache=cache,
             usage=usage,
-            fresh=watch.check if watch is not None else None,
+            fresh=_fresh(fresh, guard),
+            throttle=FailureThrottle(settings.verify_max_failures, settings.verify_failure_window),
+            retirer=DigestRetirer(sessionmaker),
+            proxies=parse_networks(settings.trusted_proxies),
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
-        install_listeners(sessionmaker, [verifier.forget])
+        # Forget first, then tell the other processes of this host (before the answer is sent).
+        after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
+        install_listeners(sessionmaker, after_change)
         runtime = cls(
-            settings, engine, sessionmaker, peppers, verifier, usage, listener, watch, clock=clock
+            settings,
+            engine,
+            sessionmaker,
+            peppers,
+            verifier,
+            usage,
+            listener,
+            watch,
+            guard,
+            counter,
+            clock=clock,
         )
         if listener is not None:
             await listener.start()
         runtime.tasks.append(
             asyncio.create_task(usage.run(settings.usage_flush_seconds), name="akener-usage")
         )
+        if guard is not None:
+            runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
+        if settings.prune_interval is not None:
+            job = retention.run_periodically(
+                sessionmaker, RetentionPolicy.of(settings), settings.prune_interval, clock
+            )
+            runtime.tasks.append(asyncio.create_task(job, name="akener-prune"))
         return runtime
 
     async def close(self) -> None:
@@ -117,9 +167,16 @@ class Runtime:
         self.tasks.clear()
         if self.listener is not None:
             await self.listener.close()
-        await self.usage.flush()
+        if self.verifier.retirer is not None:
+            await self.verifier.retirer.wait()
+        try:
+            await self.usage.close()
+        except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept
+            log.warning("could not write key usage at shutdown: %s", describe(exc))
         if self.watch is not None:
             self.watch.close()
+        if self.counter is not None:
+            self.counter.close()
         await self.engine.dispose()
 
 
@@ -141,3 +198,13 @@ async def record_secrets(
         except IntegrityError:
             if attempt == 2:
                 raise
+
+
+def _fresh(
+    check: Callable[[], bool] | None, guard: SqliteFileGuard | None
+) -> Callable[[], bool] | None:
+    """What the verifier asks before a cached answer: the change counter, and that the file
+    is still the one opened (a flag the guard's background check sets)."""
+    if check is None or guard is None:
+        return check
+    return lambda: guard.intact and check()

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from akener.durations import parse_duration
+from akener.verify.throttle import parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./akener.db"
 
@@ -56,6 +63,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     server: str = "granian"  # or "uvicorn"; see bench/README.md for why granian is the default
     log_level: str = "info"
+    # The address people reach akener at (https://keys.example.com); redirects are built from it,
+    # never from the request's Host header. Unset: redirects are relative paths.
+    public_url: str | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Dashboard sign-in (docs/dashboard.md).
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
@@ -69,6 +79,41 @@ class Settings(BaseSettings):
     cache_max_unknown: int = Field(default=65_536, ge=1)
     usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
     listener_check_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Database timeouts, enforced by the client (driver and pool), so they hold through
+    # PgBouncer and against a server that stops answering (docs/operations.md).
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    db_query_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL: how long ``akener serve`` waits for the database to answer at start-up.
+    db_startup_wait_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Retention (docs/configuration.md): a duration such as 365d; 0 or "none" keeps forever.
+    retention_audit: timedelta | None = timedelta(days=365)
+    retention_usage: timedelta | None = timedelta(days=400)
+    retention_sessions: timedelta | None = timedelta(days=1)
+    # How often each server process prunes; 0 turns the job off (then run `akener db prune`).
+    prune_interval: timedelta | None = timedelta(hours=1)
+
+    @field_validator(
+        "retention_audit", "retention_usage", "retention_sessions", "prune_interval", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: Any, info: Any) -> Any:
+        """Durations go through the one parser: a unit is required; 0 or none means none."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return None
+        name = f"AKENER_{info.field_name.upper()}"
+        found = parse_duration(value, name, allow_zero=True, minimum=None)
+        return found or None
+
+    # Failed key checks that needed the database, per client address and window (0: no limit).
+    verify_max_failures: int = Field(default=100, ge=0)
+    verify_failure_window: float = Field(default=10.0, gt=0, le=3600)
+    # Addresses (or networks) whose X-Forwarded-For is believed, comma separated.
+    trusted_proxies: str = ""
+    # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
+    change_counter_dir: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -80,10 +125,32 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        """An http(s) origin, optionally with a path prefix; no query, no fragment."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "AKENER_PUBLIC_URL must be an http(s) URL, e.g. https://keys.example.com"
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("AKENER_PUBLIC_URL must not have a query, a fragment or credentials")
+        return value.rstrip("/")
+
     @property
     def is_sqlite(self) -> bool:
         """True when the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        """Refuse anything but addresses and networks."""
+        parse_networks(value)
+        return value
 
     def peppers(self) -> dict[int, bytes]:
         """Secret per pepper version, current version included."""

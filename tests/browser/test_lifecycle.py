@@ -142,3 +142,26 @@ def test_delete_dialog_of_an_active_key_offers_deactivate_instead(
     expect(key_row(tab, other).get_by_role("switch")).to_have_attribute("aria-checked", "false")
     assert whoami(server, other_key) == 401
     plain.close()
+
+
+def test_reload_or_back_after_a_rotation_never_rotates_again(
+    page: Page, server: LiveServer
+) -> None:
+    name = unique("Replayed")
+    _, first = server.add_key(name)
+    sign_in(page, "owner@example.com")
+    key_row(page, name).get_by_role("link", name=name).click()
+    page.get_by_role("button", name="Rotate key").click()
+    second = page.get_by_label("New API key").input_value()
+    assert KEY_RE.match(second) and whoami(server, first) == 401
+
+    page.reload()  # the browser posts the form again
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    expect(page.get_by_text("That rotation was already done")).to_be_visible()
+    assert second not in page.content() and not re.search(r"akener_[0-9a-f]{64}", page.content())
+    assert whoami(server, second) == 200  # still the secret from the one rotation
+
+    page.goto(f"{server.url}/manage/api-keys")
+    page.go_back()  # to the rotation's answer: posted again, or refused by the browser's cache
+    assert not re.search(r"akener_[0-9a-f]{64}", page.content())
+    assert whoami(server, second) == 200

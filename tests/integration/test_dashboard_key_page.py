@@ -43,6 +43,14 @@ async def add_usage(rt: Runtime, key_id: str, counts: dict[date, int]) -> None:
         await session.commit()
 
 
+async def rotate_token(web: httpx.AsyncClient, key_id: str) -> str:
+    """The one-time token of the rotate form on the key page, as a browser would send it."""
+    page = (await web.get(f"/manage/api-keys/{key_id}")).text
+    found = re.search(r'name="rotate_token" value="([0-9a-f]{64})"', page)
+    assert found, "no rotate token on the key page"
+    return found.group(1)
+
+
 def section(page: str, title_id: str) -> str:
     return page.split(f'id="{title_id}"')[1].split("</section>")[0]
 
@@ -135,9 +143,10 @@ async def test_rotate_with_each_grace_period(
     csrf = await sign_in_owner(web, rt)
     row, old = await make_key(rt, "Rotating", scopes=[])
     assert await whoami(web, old) == 200  # cached wherever a cache exists
+    token = await rotate_token(web, row.id)
     answer = await web.post(
         f"/manage/api-keys/{row.id}/rotate",
-        data={"csrf_token": csrf, "grace_period_seconds": str(grace)},
+        data={"csrf_token": csrf, "grace_period_seconds": str(grace), "rotate_token": token},
     )
     assert answer.status_code == 200  # shown in this answer, never redirected
     assert answer.headers["cache-control"] == "no-store"
@@ -178,9 +187,10 @@ async def _rotate_refused(
     web: httpx.AsyncClient, rt: Runtime, csrf: str, row: ApiKey, grace: str, status: int
 ) -> str:
     before = await load(rt, row.id)
+    token = await rotate_token(web, row.id)
     answer = await web.post(
         f"/manage/api-keys/{row.id}/rotate",
-        data={"csrf_token": csrf, "grace_period_seconds": grace},
+        data={"csrf_token": csrf, "grace_period_seconds": grace, "rotate_token": token},
     )
     assert answer.status_code == status, answer.text
     assert not SECRET_RE.search(answer.text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import httpx
 import pytest
@@ -192,7 +193,14 @@ async def test_admin_may_grant_any_operator_scope_but_not_unknown_akener_ones(
         data={"csrf_token": csrf, "name": "Odd", "other_scopes": "api_keys.everything"},
         headers=JSON,
     )
-    assert bad.status_code == 403
+    assert bad.status_code == 422
+    assert bad.json()["error"]["message"].startswith("Unknown scope api_keys.everything")
+    typo = await client.post(
+        "/manage/api-keys",
+        data={"csrf_token": csrf, "name": "Typo", "other_scopes": "api_keys.reed"},
+    )
+    assert typo.status_code == 422
+    assert "Unknown scope api_keys.reed; did you mean api_keys.read?" in unescape(typo.text)
 
 
 async def test_pagination_newest_first(client: httpx.AsyncClient, runtime: Runtime) -> None:

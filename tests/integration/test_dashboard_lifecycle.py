@@ -50,7 +50,7 @@ async def whoami(web: httpx.AsyncClient, key: str) -> int:
 # Expiry on create --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("choice", "days"), [("never", None), ("7", 7), ("30", 30), ("90", 90)])
+@pytest.mark.parametrize(("choice", "days"), [("never", None), ("7d", 7), ("30d", 30), ("90d", 90)])
 async def test_create_with_each_expiry_preset(
     web: httpx.AsyncClient, rt: Runtime, clock: FakeClock, choice: str, days: int | None
 ) -> None:
@@ -128,7 +128,7 @@ async def test_the_plain_create_page_has_the_expiry_select_and_date(
     await sign_in_owner(web, rt)
     page = await web.get("/manage/api-keys/new")
     assert '<select id="f-expires_in" name="expires_in"' in page.text
-    for value in ("never", "7", "30", "90", "custom"):
+    for value in ("never", "7d", "30d", "90d", "custom"):
         assert f'<option value="{value}"' in page.text
     tomorrow = (clock.now + timedelta(days=1)).date().isoformat()
     assert re.search(rf'type="date"[^>]*min="{tomorrow}"', page.text)

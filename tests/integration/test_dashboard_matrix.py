@@ -35,6 +35,8 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("POST", "/manage/api-keys/{key_id}/delete", ("api_keys.delete",)),
     ("GET", "/manage/api-keys/{key_id}", ("api_keys.read",)),
     ("POST", "/manage/api-keys/{key_id}/rotate", ("api_keys.write",)),
+    ("GET", "/manage/api-keys/{key_id}/rotate", ("api_keys.read",)),
+    ("GET", "/manage/api-keys/{key_id}/status", ("api_keys.read",)),
     ("GET", "/manage/audit", ("audit.read",)),
     ("GET", "/manage/users", ("users.read",)),
     ("POST", "/manage/users", ("users.write",)),

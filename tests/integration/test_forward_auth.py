@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from urllib.parse import unquote
 
 import httpx
 import pytest
 
+from akener.app import AkenerApp
+from akener.authz.handler import ForwardAuth
 from akener.runtime import Runtime
 from tests.factories import bearer, make_key
 from tests.helpers import count_statements
@@ -17,7 +21,10 @@ async def test_no_key_is_401_with_bearer_challenge(client: httpx.AsyncClient) ->
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"] == "Bearer"
     assert answer.json()["error"]["code"] == "UNAUTHORIZED"
-    assert "x-akener-key-id" not in answer.headers
+    # Empty, so a proxy that copies only what it receives still replaces the client's own.
+    for name in ("x-akener-key-id", "x-akener-key-name", "x-akener-scopes"):
+        assert answer.headers.get_list(name) == [""]
+    assert json.loads(answer.headers["x-akener-error"]) == answer.json()
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"])
@@ -147,7 +154,80 @@ async def test_a_flood_of_random_keys_keeps_memory_bounded(
     import secrets
 
     runtime.verifier.cache.max_unknown = 50
+    runtime.verifier.throttle = None  # memory alone here; test_throttle.py covers the throttle
     for _ in range(300):
         answer = await client.get("/authz", headers=bearer("akener_" + secrets.token_hex(32)))
         assert answer.status_code == 401
     assert runtime.verifier.cache.unknown_count == 50
+
+
+MISCONFIGURED_QUERIES = [
+    "scopes=admin",  # a typo
+    "Scope=admin",  # the name is case-sensitive
+    "scope[]=admin",
+    "scope=",
+    "scope=%20,",
+    "scope",
+    "scope=admin&",
+    "scope=admin&scope=",
+    "scope=admin&other=1",
+    "&",
+    "x=%00",
+]
+
+
+@pytest.mark.parametrize("query", MISCONFIGURED_QUERIES)
+async def test_a_query_akener_does_not_understand_is_refused_as_misconfigured(
+    client: httpx.AsyncClient, runtime: Runtime, query: str
+) -> None:
+    _, key = await make_key(runtime, "admin", scopes=["admin"])
+    for headers in (bearer(key), {}):
+        answer = await client.get(f"/authz?{query}", headers=headers)
+        assert answer.status_code == 500
+        assert answer.json()["error"]["code"] == "AUTHZ_MISCONFIGURED"
+        assert json.loads(answer.headers["x-akener-error"]) == answer.json()
+        assert answer.headers["x-akener-key-id"] == ""
+        assert answer.headers["x-akener-scopes"] == ""
+    # The same spellings under /authz/<path> belong to the client (Envoy) and are not read.
+    assert (await client.get(f"/authz/x?{query}", headers=bearer(key))).status_code == 200
+
+
+async def test_understood_queries_still_require_their_scopes(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await make_key(runtime, "both", scopes=["a.read", "b.write"])
+    for query in (
+        "scope=a.read",
+        "scope=a.read+b.write",
+        "scope=a.read,b.write",
+        "scope=b.write&scope=a.read",
+    ):
+        assert (await client.get(f"/authz?{query}", headers=bearer(key))).status_code == 200
+    assert (await client.get("/authz?scope=a.read%20c", headers=bearer(key))).status_code == 403
+
+
+async def test_a_misconfigured_query_is_logged_at_most_every_ten_seconds(
+    app: AkenerApp, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = app._authz
+    assert isinstance(handler, ForwardAuth)
+
+    def warnings() -> list[logging.LogRecord]:
+        return [
+            r for r in caplog.records if r.name == "akener.authz" and r.levelno == logging.WARNING
+        ]
+
+    with caplog.at_level(logging.WARNING, logger="akener.authz"):
+        for _ in range(20):
+            assert (await client.get("/authz?scopes=admin")).status_code == 500
+        assert len(warnings()) == 1
+        assert warnings()[0].query == "scopes=admin"  # type: ignore[attr-defined]
+        assert handler._warned_at is not None
+        handler._warned_at -= 9.5  # still inside the 10 s window
+        await client.get("/authz?scopes=admin")
+        assert len(warnings()) == 1
+        handler._warned_at -= 1.0
+        key = "akener_" + "ab" * 32  # a proxy forwarding a client's query could log a key
+        await client.get(f"/authz?api_key={key}")
+        assert len(warnings()) == 2
+        assert key not in warnings()[1].query  # type: ignore[attr-defined]

@@ -197,7 +197,12 @@ async def test_patch_renames_and_validates(client: httpx.AsyncClient, runtime: R
     url = f"/api/v1/keys/{row.id}"
     renamed = await client.patch(url, json={"name": " new name "}, headers=bearer(admin))
     assert renamed.status_code == 200 and renamed.json()["name"] == "new name"
-    for body in ({}, {"status": "active"}, {"status": None, "name": None}, {"scopes": []}):
+    for body in (
+        {},
+        {"status": "active"},
+        {"status": None, "name": None},
+        {"scopes": ["api_keys.reed"]},
+    ):
         answer = await client.patch(url, json=body, headers=bearer(admin))
         assert answer.status_code == 422, body
     after = (await client.get(url, headers=bearer(admin))).json()
@@ -289,3 +294,18 @@ async def test_control_characters_in_the_name_search_are_a_clear_422(
         answer = await client.get("/api/v1/keys", params={"q": q}, headers=bearer(admin))
         assert answer.status_code == 422, answer.text  # PostgreSQL would fail on the NUL
         assert "control characters" in answer.json()["error"]["message"]
+
+
+async def test_answers_carrying_a_plaintext_key_are_never_stored(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, admin = await make_key(runtime, "admin")
+    created = await client.post("/api/v1/keys", json={"name": "cached?"}, headers=bearer(admin))
+    assert created.status_code == 201
+    assert created.headers["cache-control"] == "no-store"
+    key_id = created.json()["id"]
+    rotated = await client.post(
+        f"/api/v1/keys/{key_id}/rotate", json={"grace_period_seconds": 0}, headers=bearer(admin)
+    )
+    assert rotated.status_code == 200 and rotated.json()["key"].startswith("akener_")
+    assert rotated.headers["cache-control"] == "no-store"

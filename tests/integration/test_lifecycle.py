@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
+from akener.accounts.permissions import ALL_PERMISSIONS
 from akener.app import AkenerApp
 from akener.verify.cache import CachedKey
 from tests.factories import FakeClock, bearer, make_key
@@ -84,7 +85,7 @@ async def test_rotation_keeps_the_record_and_the_old_secret_for_the_grace_period
     timed: tuple[AkenerApp, httpx.AsyncClient], clock: FakeClock
 ) -> None:
     app, client = timed
-    _, admin = await make_key(app.runtime, "admin")
+    _, admin = await make_key(app.runtime, "admin", scopes=[*ALL_PERMISSIONS, "deploy.run"])
     row, old = await make_key(app.runtime, "Deploy Pipeline", scopes=["deploy.run"])
     assert (await client.get("/api/v1/whoami", headers=bearer(old))).status_code == 200
     rotated = await client.post(

@@ -1,33 +1,54 @@
-"""A real nginx with ``auth_request`` in front of an echo upstream, asking a real akener."""
+"""Real nginx (Debian's) with the exact configuration of docs/forward-auth.md, in front of an
+echo upstream, asking a real akener: every documented route, forged identity headers included.
+The shared tests come from tests/proxies.py."""
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 import subprocess
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from akener.runtime import Runtime
-from akener.settings import Settings
-from tests.conftest import TEST_SECRET
-from tests.factories import bearer, make_key
-from tests.servers import AkenerServer, akener_cli, akener_env, free_port
+from tests.factories import bearer
+from tests.proxies import (  # noqa: F401 (the shared tests, collected here)
+    FORGED,
+    Akener,
+    Route,
+    Upstream,
+    assert_refusal,
+    doc_block,
+    replace_once,
+    start_akener,
+    start_upstream,
+    stop_process,
+    test_a_deactivated_key_is_refused_on_every_route,
+    test_a_key_without_scopes_cannot_claim_any,
+    test_a_non_ascii_name_arrives_percent_encoded,
+    test_a_valid_key_reaches_the_api_with_akeners_identity_never_the_clients,
+    test_akener_unreachable_means_refused,
+    test_missing_and_invalid_keys_are_refused_with_akeners_json,
+    test_the_clients_query_never_reaches_authz,
+    test_the_required_scope_is_enforced,
+    wait_until_up,
+)
+from tests.servers import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
-CONF = """
+# A request for each documented location that proxies to the API.
+LOCATIONS = {"/": Route("GET", "/orders", None), "/admin/": Route("GET", "/admin/report", "admin")}
+
+WRAPPER = """
 daemon off;
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
+events {{ worker_connections 256; }}
 http {{
     access_log off;
     client_body_temp_path {prefix}/body;
@@ -35,120 +56,94 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            auth_request /_akener;
-            auth_request_set $akener_key_id $upstream_http_x_akener_key_id;
-            auth_request_set $akener_key_name $upstream_http_x_akener_key_name;
-            auth_request_set $akener_scopes $upstream_http_x_akener_scopes;
-            proxy_set_header X-Akener-Key-Id $akener_key_id;
-            proxy_set_header X-Akener-Key-Name $akener_key_name;
-            proxy_set_header X-Akener-Scopes $akener_scopes;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-        location /admin/ {{
-            auth_request /_akener_admin;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-        location = /_akener {{
-            internal;
-            proxy_pass http://127.0.0.1:{akener}/authz;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-        }}
-        location = /_akener_admin {{
-            internal;
-            proxy_pass http://127.0.0.1:{akener}/authz?scope=admin;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }}
-    }}
+{site}
 }}
 """
 
 
-class Echo(BaseHTTPRequestHandler):
-    """Answers 200 with the request's headers as JSON."""
-
-    def do_GET(self) -> None:
-        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
+def documented_config(*, port: int, akener: int, upstream: int) -> str:
+    """The nginx block of docs/forward-auth.md, on the test's ports."""
+    site = doc_block("nginx")
+    site = replace_once(site, "listen 80;", f"listen 127.0.0.1:{port};")
+    site = replace_once(site, "127.0.0.1:8000", f"127.0.0.1:{akener}")
+    return replace_once(site, "127.0.0.1:9000", f"127.0.0.1:{upstream}")
 
 
-@pytest.fixture
-def upstream() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def start_nginx(prefix: Path, conf: str, port: int) -> subprocess.Popen[bytes]:
+@contextmanager
+def running_nginx(prefix: Path, site: str) -> Iterator[str]:
+    """nginx with ``site`` in its http block; gives its URL."""
     prefix.mkdir(parents=True, exist_ok=True)
-    (prefix / "nginx.conf").write_text(conf)
+    port = int(re.search(r"listen 127\.0\.0\.1:(\d+);", site).group(1))  # type: ignore[union-attr]
+    (prefix / "nginx.conf").write_text(WRAPPER.format(prefix=prefix, site=site))
+    log = prefix / "error.log"
     process = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "e.log")],
+        [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(log)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 10
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError((prefix / "error.log").read_text())
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return process
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
-
-
-async def test_nginx_auth_request(sqlite_template: Path, tmp_path: Path, upstream: int) -> None:
-    database = tmp_path / "akener.db"
-    shutil.copy(sqlite_template, database)
-    url = f"sqlite+aiosqlite:///{database}"
-    settings = Settings(database_url=url, secret_key=TEST_SECRET, _env_file=None)  # type: ignore[call-arg]
-    runtime = await Runtime.start(settings)
     try:
-        row, key = await make_key(runtime, "Déjà vu", scopes=["orders.read"])
-        _, admin = await make_key(runtime, "ops", scopes=["admin"])
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(process, url + "/", log, ready=lambda status: status in (401, 500, 503))
+        yield url
     finally:
-        await runtime.close()
-    env = akener_env(url, TEST_SECRET)
-    port = free_port()
-    with AkenerServer(env, tmp_path / "akener") as akener:
-        conf = CONF.format(
-            prefix=tmp_path / "nginx", port=port, upstream=upstream, akener=akener.port
-        )
-        nginx = start_nginx(tmp_path / "nginx", conf, port)
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-                assert (await client.get("/orders")).status_code == 401
-                bad = await client.get("/orders", headers=bearer("akener_" + "0" * 64))
-                assert bad.status_code == 401
-                forged = {"X-Akener-Key-Id": "forged"} | bearer(key)
-                good = await client.get("/orders?page=2", headers=forged)
-                assert good.status_code == 200
-                seen = good.json()
-                assert seen["x-akener-key-id"] == row.id  # akener's answer, not the client's
-                assert seen["x-akener-key-name"] == "D%C3%A9j%C3%A0 vu"
-                assert seen["x-akener-scopes"] == "orders.read"
-                assert (await client.get("/admin/x", headers=bearer(key))).status_code == 403
-                assert (await client.get("/admin/x", headers=bearer(admin))).status_code == 200
-                done = akener_cli(env, tmp_path, "keys", "deactivate", row.id)
-                assert done.returncode == 0, done.stderr
-                assert (await client.get("/orders", headers=bearer(key))).status_code == 401
-        finally:
-            nginx.terminate()
-            nginx.wait(timeout=10)
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    server, stop = start_upstream()
+    yield server
+    stop()
+
+
+@pytest.fixture(scope="module")
+def akener(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Akener]:
+    yield from start_akener(sqlite_template, tmp_path_factory.mktemp("akener"))
+
+
+@pytest.fixture(scope="module")
+def proxy_url(
+    akener: Akener, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    site = documented_config(port=free_port(), akener=akener.server.port, upstream=upstream.port)
+    with running_nginx(tmp_path_factory.mktemp("nginx"), site) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def routes() -> list[Route]:
+    return list(LOCATIONS.values())
+
+
+@pytest.fixture
+def proxy_without_akener(
+    upstream: Upstream, tmp_path: Path
+) -> Callable[[], AbstractContextManager[str]]:
+    site = documented_config(port=free_port(), akener=free_port(), upstream=upstream.port)
+    return lambda: running_nginx(tmp_path / "nginx", site)
+
+
+def test_every_documented_location_is_tested() -> None:
+    locations = re.findall(r"^\s*location\s+(/\S*)\s*\{", doc_block("nginx"), re.M)
+    assert set(locations) == set(LOCATIONS)
+
+
+def test_akener_unreachable_is_a_json_503(
+    proxy_without_akener: Callable[[], AbstractContextManager[str]], akener: Akener
+) -> None:
+    with proxy_without_akener() as url, httpx.Client(base_url=url, timeout=5) as http:
+        for route in LOCATIONS.values():
+            answer = http.get(route.path, headers=FORGED | bearer(akener.keys.admin))
+            assert_refusal(answer, 503, "SERVICE_UNAVAILABLE")
+
+
+def test_a_misconfigured_scope_address_refuses_with_akeners_json(
+    akener: Akener, tmp_path: Path, upstream: Upstream
+) -> None:
+    site = documented_config(port=free_port(), akener=akener.server.port, upstream=upstream.port)
+    site = replace_once(site, "/authz?scope=admin;", "/authz?scopes=admin;")  # a typo
+    with running_nginx(tmp_path / "nginx", site) as url, httpx.Client(base_url=url) as http:
+        path = LOCATIONS["/admin/"].path + "/typo"
+        answer = http.get(path, headers=bearer(akener.keys.admin))
+        assert_refusal(answer, 500, "AUTHZ_MISCONFIGURED")
+        assert not upstream.reached(path)

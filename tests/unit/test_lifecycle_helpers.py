@@ -21,7 +21,7 @@ from akener.web.templating import audit_value
 NOW = datetime(2026, 11, 29, 15, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("choice", "days"), [("7", 7), ("30", 30), ("90", 90)])
+@pytest.mark.parametrize(("choice", "days"), [("7d", 7), ("30d", 30), ("90d", 90)])
 def test_presets_count_days_from_now(choice: str, days: int) -> None:
     assert expiry_from_form(choice, "", NOW) == NOW + timedelta(days=days)
 
@@ -45,6 +45,8 @@ def test_custom_date_means_midnight_utc_that_day() -> None:
         ("custom", "29/11/2027", "expires_on", "a date such as"),
         ("custom", "2027-02-30", "expires_on", "a date such as"),
         ("14", "", "expires_in", "Choose one of the expiry options"),
+        ("30", "", "expires_in", "Choose one of the expiry options"),  # a bare number: no unit
+        ("14d", "", "expires_in", "Choose one of the expiry options"),
         ("-7", "", "expires_in", "Choose one of the expiry options"),
         ("forever", "", "expires_in", "Choose one of the expiry options"),
     ],

@@ -45,6 +45,11 @@ class Role(Base):
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
     # For built-in roles this column is informative only: the code's definition is authoritative.
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Names in a namespace an upgrade reserved after the role got them: without effect until the
+    # role is saved again by someone who holds them (migration 0007, docs/security.md).
+    suspended_permissions: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default="[]"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property
@@ -52,7 +57,7 @@ class Role(Base):
         """The permissions and scopes this role gives its holders."""
         if self.builtin and self.name in BUILTIN_ROLES:
             return BUILTIN_ROLES[self.name]
-        return frozenset(self.permissions)
+        return frozenset(self.permissions) - frozenset(self.suspended_permissions or ())
 
 
 class User(Base):
@@ -93,7 +98,10 @@ class WebSession(Base):
     """A signed-in dashboard session; the cookie holds a token, this row only its digest."""
 
     __tablename__ = "web_sessions"
-    __table_args__ = (Index("ix_web_sessions_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_web_sessions_user_id", "user_id"),
+        Index("ix_web_sessions_expires_at", "expires_at"),  # retention prunes ended sessions
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
@@ -110,6 +118,7 @@ class LoginFailure(Base):
     __table_args__ = (
         Index("ix_login_failures_email_at", "email", "at"),
         Index("ix_login_failures_address_at", "address", "at"),
+        Index("ix_login_failures_at", "at"),  # retention prunes by age alone
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,6 +17,9 @@ USERS_WRITE = "users.write"
 ROLES_READ = "roles.read"
 ROLES_WRITE = "roles.write"
 AUDIT_READ = "audit.read"
+WEBHOOKS_READ = "webhooks.read"
+WEBHOOKS_WRITE = "webhooks.write"
+METRICS_READ = "metrics.read"
 
 ALL_PERMISSIONS: tuple[str, ...] = (
     API_KEYS_READ,
@@ -27,11 +31,25 @@ ALL_PERMISSIONS: tuple[str, ...] = (
     ROLES_READ,
     ROLES_WRITE,
     AUDIT_READ,
+    WEBHOOKS_READ,
+    WEBHOOKS_WRITE,
+    METRICS_READ,
 )
 
-# Scopes under these prefixes belong to akener; anything else (``incidents.write``) is an
-# operator-defined scope that only the operator's own API gives a meaning to.
-AKENER_NAMESPACES = frozenset(p.split(".", 1)[0] for p in ALL_PERMISSIONS)
+# akener's own namespaces: a scope whose part before the first "." is one of these belongs to
+# akener and must be one of ALL_PERMISSIONS; anything else (``incidents.write``) is an
+# operator-defined scope that only the operator's own API gives a meaning to. A fixed list
+# (docs/security.md "Reserved names"): a namespace is reserved before any feature uses it, and a
+# migration that reserves a new one suspends the names keys and roles already held in it.
+RESERVED_NAMESPACES: tuple[str, ...] = (
+    "api_keys",
+    "audit",
+    "users",
+    "roles",
+    "webhooks",
+    "metrics",
+)
+AKENER_NAMESPACES = frozenset(RESERVED_NAMESPACES)
 
 # Held by the built-in admin role: the right to grant any operator-defined scope. It can never be
 # a key scope (key scopes may not start with "*"), so it never leaves the accounts system.
@@ -59,6 +77,23 @@ BUILTIN_DESCRIPTIONS = {
 def is_akener_scope(scope: str) -> bool:
     """True for scopes in akener's own namespaces (real permissions or not)."""
     return scope.split(".", 1)[0] in AKENER_NAMESPACES
+
+
+def unknown_scope_message(scope: str) -> str:
+    """Why ``scope`` is refused, with the nearest real permission when one is close."""
+    close = difflib.get_close_matches(scope, ALL_PERMISSIONS, n=1, cutoff=0.6)
+    if close:
+        return f"unknown scope {scope}; did you mean {close[0]}?"
+    return (
+        f"unknown scope {scope}: names in akener's own namespaces"
+        f" ({', '.join(RESERVED_NAMESPACES)}) must be akener permissions"
+    )
+
+
+def check_reserved(scope: str) -> None:
+    """Raise ValueError for a name in akener's namespaces that is not a real permission."""
+    if is_akener_scope(scope) and scope not in ALL_PERMISSIONS:
+        raise ValueError(unknown_scope_message(scope))
 
 
 def describe_scope(scope: str) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from akener.accounts.permissions import ALL_PERMISSIONS, is_akener_scope
+from akener.accounts.permissions import check_reserved
 from akener.keys.schemas import SCOPE_RE
 
 EMAIL_MAX = 254
@@ -79,8 +79,7 @@ def clean_role_permissions(values: list[str]) -> list[str]:
                 f"invalid scope {value[:40]!r}: use letters, digits and _ . : - / *"
                 " (at most 100 characters)"
             )
-        if is_akener_scope(value) and value not in ALL_PERMISSIONS:
-            raise ValueError(f"{value!r} is not an akener permission")
+        check_reserved(value)
         seen[value] = None
     return list(seen)
 

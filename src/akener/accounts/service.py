@@ -44,6 +44,7 @@ def _role_fields(role: Role) -> dict[str, Any]:
         "name": role.name,
         "description": role.description,
         "permissions": sorted(role.permissions),
+        "suspended_permissions": sorted(role.suspended_permissions or []),
     }
 
 
@@ -336,6 +337,7 @@ async def update_role(
     await _require_free_name(session, name, keep=role)
     before = _role_fields(role)
     role.name, role.description, role.permissions = name, description, list(permissions)
+    role.suspended_permissions = []  # every name listed was just granted by someone holding it
     await session.flush()
     changes = diff(before, _role_fields(role))
     if changes:

@@ -37,13 +37,15 @@ class ApiKeyAuthMiddleware:
         if scope["type"] != "http" or not is_api_path(scope["path"]):
             await self.app(scope, receive, send)
             return
+        peer = scope.get("client")
+        verifier = self.verifier()
+        client = verifier.client(peer[0] if peer else None, scope["headers"])
         try:
             key = parse_bearer(authorization_values(scope["headers"]))
-            verified = await self.verifier().verify(key)
+            verified = await verifier.verify(key, client)
         except AkenerError as exc:
             await akener_error_response(exc)(scope, receive, send)
             return
-        client = scope.get("client")
-        principal = verified.principal(client[0] if client else None)
+        principal = verified.principal(client)
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

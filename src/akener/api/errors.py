@@ -12,9 +12,11 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from akener.db.errors import DATABASE_ERRORS, RateLimitedLog, describe, is_database_error
 from akener.errors import AkenerError
 
 log = logging.getLogger("akener.api")
+_db_log = RateLimitedLog(log)
 
 STATUS_BY_CODE = {
     "UNAUTHORIZED": 401,
@@ -114,6 +116,13 @@ async def _on_http_error(_request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    if not is_database_error(exc):  # a constraint no service anticipated: a bug
+        return await _on_unexpected(request, exc)
+    _db_log.warning("database unavailable", exc)
+    return error_response(503, "SERVICE_UNAVAILABLE", describe(exc))
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "internal error; see the server log")
@@ -124,6 +133,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AkenerError, _on_akener_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    # Registered per class, not through the catch-all: Starlette re-raises what reaches the
+    # catch-all, and the server would log a traceback for every request the database fails.
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

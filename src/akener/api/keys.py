@@ -27,6 +27,8 @@ router = APIRouter(prefix="/api/v1", tags=["keys"], route_class=AutoCommitRoute)
 Session = Annotated[AsyncSession, Depends(get_session)]
 Actor = Annotated[Principal, Depends(get_principal)]
 AUTH = (401, 403, 503)
+# An answer carrying a plaintext key must not be kept by a browser, proxy or client cache.
+NO_STORE = "no-store"
 
 
 @router.get("/keys", response_model=KeyPage, responses=responses(*AUTH, 422))
@@ -53,8 +55,10 @@ async def create_key(
     session: Session,
     actor: Actor,
     runtime: Annotated[Runtime, Depends(get_runtime)],
+    response: Response,
 ) -> KeyCreated:
     """Create a key. The answer holds the plaintext ``key``: the only time it is ever shown."""
+    response.headers["Cache-Control"] = NO_STORE
     row, plaintext = await service.create_key(
         session,
         actor,
@@ -81,9 +85,11 @@ async def update_key(
     actor: Actor,
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> KeyRead:
-    """Switch a key ACTIVE/INACTIVE, rename it, set or clear (null) its expiry.
+    """Switch a key ACTIVE/INACTIVE, rename it, set or clear (null) its expiry, replace its scopes.
 
-    INACTIVE is refused from the very next request.
+    INACTIVE is refused from the very next request. Switching a key on, extending or clearing
+    its expiry and adding scopes need every scope the key holds (and every one added); a key
+    can do none of these to itself.
     """
     expiry = body.expires_at if "expires_at" in body.model_fields_set else service.UNSET
     row = await service.update_key(
@@ -93,6 +99,7 @@ async def update_key(
         status=body.status,
         name=body.name,
         expires_at=expiry,
+        scopes=body.scopes,
         now=runtime.clock(),
     )
     return KeyRead.model_validate(row)
@@ -109,8 +116,13 @@ async def rotate_key(
     session: Session,
     actor: Actor,
     runtime: Annotated[Runtime, Depends(get_runtime)],
+    response: Response,
 ) -> KeyCreated:
-    """Give the key a new secret, shown this once. The old secret works for the grace period."""
+    """Give the key a new secret, shown this once. The old secret works for the grace period.
+
+    Needs every scope the key holds. A key may rotate itself only with a grace period of 0.
+    """
+    response.headers["Cache-Control"] = NO_STORE
     row, plaintext = await service.rotate_key(
         session,
         actor,

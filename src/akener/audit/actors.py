@@ -1,8 +1,8 @@
 """How the actors of audit events read to people: emails for users, names for keys.
 
-Events store stable ids (``user:<id>``, ``key:<id>``, ``cli``, ``anonymous``); names change and
-objects get deleted, so names are looked up when the log is shown: from the live row, or else
-from the newest name the log itself recorded for that object.
+Events store stable ids (``user:<id>``, ``key:<id>``, ``cli``, ``anonymous``, ``upgrade``);
+names change and objects get deleted, so names are looked up when the log is shown: from the
+live row, or else from the newest name the log itself recorded for that object.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from akener.accounts.repository import UserRepository
 from akener.audit.repository import AuditRepository
 from akener.keys.repository import KeyRepository
 
-FIXED = {"cli": "Command line (operator)", "anonymous": "Anonymous visitor"}
+FIXED = {
+    "cli": "Command line (operator)",
+    "anonymous": "Anonymous visitor",
+    "upgrade": "akener upgrade (migration)",
+}
 
 
 def _ids(actors: Iterable[str], prefix: str) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from akener.errors import InvalidInput
+from akener.instants import has_control, parse_instant
 
 
 class AuditEventRead(BaseModel):
@@ -38,15 +39,7 @@ def parse_time(value: str | None, field: str) -> datetime | None:
     """An ISO 8601 date or date-time (UTC when no zone is given); InvalidInput otherwise."""
     if value is None or value == "":
         return None
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput(
-            f"{field} must be an ISO 8601 date or date-time, e.g. 2026-11-29 or "
-            "2026-11-29T13:45:00Z",
-            field=field,
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return parse_instant(value, field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +65,7 @@ class AuditFilters:
         """Build filters from text input (query string, form, CLI options)."""
         for name, value in (("actor", actor), ("action", action), ("target", target)):
             # PostgreSQL refuses NUL in text parameters; no id, action or name has controls.
-            if value and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            if value and has_control(value):
                 raise InvalidInput(f"{name} must not contain control characters", field=name)
         start, end = parse_time(since, "since"), parse_time(until, "until")
         if start and end and start > end:

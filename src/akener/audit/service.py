@@ -12,6 +12,7 @@ from akener.audit.models import AuditEvent
 from akener.audit.repository import AuditRepository
 from akener.audit.schemas import AuditFilters
 from akener.errors import InvalidInput
+from akener.instants import ascii_int
 
 MAX_PAGE = 200
 
@@ -55,9 +56,10 @@ async def record_event(
 def _decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    before_id = ascii_int(cursor, max_digits=18)
+    if before_id is None:
         raise InvalidInput("invalid cursor", field="cursor")
-    return int(cursor)
+    return before_id
 
 
 async def list_events(

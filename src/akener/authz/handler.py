@@ -12,7 +12,17 @@ once per cache entry. Any method is accepted.
   (``/authz?scope=a&scope=b``, set in the proxy's auth address) and from
   ``X-Akener-Required-Scope`` request headers (for Envoy, whose ``path_prefix`` makes the path
   ``/authz/<original path>``: the query then belongs to the client and is ignored).
+* 500 ``AUTHZ_MISCONFIGURED`` — the query of the exact ``/authz`` path is not one akener
+  understands (an unknown parameter such as ``scopes`` or ``Scope``, or an empty ``scope=``).
+  That is a mistake in the proxy's configuration; answering 200 would require nothing, so akener
+  refuses, and logs a warning at most every 10 seconds.
+* 429 — this client address had too many failed checks that needed the database
+  (docs/verification.md, "Floods of unknown keys"); a cached key is still answered.
 * 503 — akener cannot decide (database unreachable and nothing trustworthy cached).
+
+Every answer carries the identity headers, empty on refusals, so a proxy that copies only the
+headers it receives still replaces whatever the client sent. Refusals also carry their JSON body
+in ``X-Akener-Error`` for proxies that discard the body of the auth answer (nginx).
 
 Each decision is logged at DEBUG only (docs/verification.md, "Logging"); the key never is.
 """
@@ -21,13 +31,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote, unquote_plus
 
 from starlette.types import Receive, Scope, Send
 
-from akener.errors import ServiceUnavailable
+from akener.errors import RateLimited, ServiceUnavailable
 from akener.keys import tokens
+from akener.logs import redact
 from akener.verify.bearer import MISSING_MESSAGE, REJECTED_MESSAGE, bearer_credential
 from akener.verify.cache import MISS, CachedKey
 from akener.verify.service import Verifier
@@ -39,6 +51,7 @@ _REQUIRED_SCOPE = b"x-akener-required-scope"
 # Every printable ASCII character except "%" stays as it is; the rest is UTF-8 percent-encoded.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 _MAX_QUERY_CACHE = 1024
+_WARN_EVERY = 10.0  # seconds between two warnings about a misconfigured query
 
 
 def header_name(name: str) -> bytes:
@@ -47,11 +60,18 @@ def header_name(name: str) -> bytes:
     return quote(name, safe=_HEADER_SAFE).encode("ascii")
 
 
+# Sent empty on every refusal: a proxy that copies only the headers it receives (Envoy) then
+# still replaces the client's own.
+_NO_IDENTITY = [(b"x-akener-key-id", b""), (b"x-akener-key-name", b""), (b"x-akener-scopes", b"")]
+
+
 def _error(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> dict[str, Any]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    # As few headers as will do: the server checks and copies each one on every answer.
+    # Rendered once: the server checks and copies each header on every answer.
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += extra
+    headers += _NO_IDENTITY
+    headers.append((b"x-akener-error", body))  # the body again, for nginx (docs/forward-auth.md)
     return {"status": status, "headers": headers, "body": body}
 
 
@@ -59,7 +79,13 @@ _BEARER = (b"www-authenticate", b"Bearer")
 _MISSING = _error(401, "UNAUTHORIZED", MISSING_MESSAGE, _BEARER)
 _REJECTED = _error(401, "UNAUTHORIZED", REJECTED_MESSAGE, _BEARER)
 _FORBIDDEN = _error(403, "FORBIDDEN", "the key lacks a scope this route requires")
+_RATE_LIMITED = _error(429, "RATE_LIMITED", "too many failed key checks from this address")
 _UNAVAILABLE = _error(503, "SERVICE_UNAVAILABLE", "cannot check the key right now")
+_MISCONFIGURED = _error(
+    500,
+    "AUTHZ_MISCONFIGURED",
+    "the proxy asks /authz with a query akener does not understand; see docs/forward-auth.md",
+)
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 
 
@@ -76,18 +102,40 @@ def _scopes_in(text: str) -> frozenset[str]:
     return frozenset(text.replace(",", " ").split())
 
 
+def required_by_query(query: bytes) -> frozenset[str] | None:
+    """The scopes a query of the exact ``/authz`` path requires, or None when akener does not
+    understand it: every ``&``-separated part must be ``scope=`` with at least one scope."""
+    found: frozenset[str] = frozenset()
+    for part in query.decode("latin-1").split("&"):
+        name, equals, value = part.partition("=")
+        scopes = _scopes_in(unquote_plus(value))
+        if not equals or name != "scope" or not scopes:
+            return None
+        found |= scopes
+    return found
+
+
 class ForwardAuth:
     """The ``/authz`` endpoint; shares the process's Verifier with the API's Bearer check."""
 
     def __init__(self, verifier: Verifier) -> None:
         self.verifier = verifier
-        self._required_by_query: dict[bytes, frozenset[str]] = {}
+        self._required_by_query: dict[bytes, frozenset[str] | None] = {}
+        self._warned_at: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one forward-auth request."""
         credential: bytes | None = None
         count = 0
         required: frozenset[str] = frozenset()
+        query = scope["query_string"]
+        if query and scope["path"] == "/authz":
+            by_query = self._required_in(query)
+            if by_query is None:
+                self._warn(query)
+                await self._answer(send, _MISCONFIGURED, scope)
+                return
+            required = by_query
         for name, value in scope["headers"]:
             if name == _AUTHORIZATION:
                 credential = value
@@ -107,10 +155,15 @@ class ForwardAuth:
         verifier = self.verifier
         entry = verifier.cached(key)
         if entry is MISS:
+            peer = scope.get("client")
+            client = verifier.client(peer[0] if peer else None, scope["headers"])
             try:
-                entry = await verifier.lookup(key)
+                entry = await verifier.lookup(key, client)
             except ServiceUnavailable:
                 await self._answer(send, _UNAVAILABLE, scope)
+                return
+            except RateLimited:
+                await self._answer(send, _RATE_LIMITED, scope)
                 return
         if (
             entry is None
@@ -119,9 +172,6 @@ class ForwardAuth:
         ):
             await self._answer(send, _REJECTED, scope)
             return
-        query = scope["query_string"]
-        if query and scope["path"] == "/authz":
-            required = required | self._required_in(query)
         if required and not entry.scopes.issuperset(required):
             await self._answer(send, _FORBIDDEN, scope, entry)
             return
@@ -135,15 +185,25 @@ class ForwardAuth:
         if log.isEnabledFor(logging.DEBUG):
             self._log(scope, 200, entry)
 
-    def _required_in(self, query: bytes) -> frozenset[str]:
+    def _required_in(self, query: bytes) -> frozenset[str] | None:
         # Proxies send the same few configured query strings again and again: parse each once.
-        found = self._required_by_query.get(query)
-        if found is None:
-            pairs = parse_qsl(query.decode("latin-1"))
-            found = frozenset().union(*(_scopes_in(v) for k, v in pairs if k == "scope"))
+        try:
+            return self._required_by_query[query]
+        except KeyError:
+            found = required_by_query(query)
             if len(self._required_by_query) < _MAX_QUERY_CACHE:
                 self._required_by_query[query] = found
-        return found
+            return found
+
+    def _warn(self, query: bytes) -> None:
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < _WARN_EVERY:
+            return
+        self._warned_at = now
+        log.warning(
+            "authz query not understood: refusing every request until the proxy is fixed",
+            extra={"query": redact(query.decode("latin-1"))[:200], "code": "AUTHZ_MISCONFIGURED"},
+        )
 
     async def _answer(
         self, send: Send, answer: dict[str, Any], scope: Scope, entry: CachedKey | None = None

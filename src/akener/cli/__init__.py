@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from akener.cli import audit, db, keys, serve, users
+from akener.cli.startup import startup_failure
+from akener.db.errors import DATABASE_ERRORS
 from akener.errors import AkenerError
 from akener.installation.home import HOME_VARIABLE, home_directory
 
@@ -19,6 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rendering it with rich costs more than the rest of `akener --help` together.
+    rich_markup_mode=None,
 )
 
 
@@ -54,4 +58,11 @@ def main() -> None:
         app()
     except AkenerError as exc:
         typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except DATABASE_ERRORS as exc:
+        # A database or disk failure (unreachable, full, read-only) is one line, not a traceback.
+        message = startup_failure(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
         sys.exit(1)

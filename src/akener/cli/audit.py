@@ -7,28 +7,27 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from akener.accounts.permissions import CLI_PRINCIPAL
-from akener.audit import service
-from akener.audit.schemas import AuditEventRead, AuditFilters
-from akener.cli.common import in_transaction, load_settings
+from akener.cli.common import in_transaction, load_settings, quiet_on_closed_pipe
 from akener.errors import InvalidInput
 
-app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-COLUMNS = list(AuditEventRead.model_fields)
+    from akener.audit.schemas import AuditEventRead
+
+app = typer.Typer(help="Read the audit log.", no_args_is_help=True, rich_markup_mode=None)
 
 
 class _Writer:
     """Writes events one at a time, so an export of any size needs little memory."""
 
-    def __init__(self, fmt: str, out: TextIO) -> None:
+    def __init__(self, fmt: str, out: TextIO, columns: list[str]) -> None:
         self.fmt, self.out, self.count = fmt, out, 0
-        self.csv = csv.DictWriter(out, fieldnames=COLUMNS) if fmt == "csv" else None
+        self.csv = csv.DictWriter(out, fieldnames=columns) if fmt == "csv" else None
         if self.csv is not None:
             self.csv.writeheader()
 
@@ -63,6 +62,10 @@ def export(
     until: Annotated[str | None, typer.Option(help="Up to this ISO 8601 date or time.")] = None,
 ) -> None:
     """Export audit events, newest first."""
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.audit import service
+    from akener.audit.schemas import AuditEventRead, AuditFilters
+
     if fmt not in ("csv", "jsonl"):
         raise InvalidInput("--format must be csv or jsonl")
     filters = AuditFilters.parse(
@@ -71,12 +74,14 @@ def export(
     settings = load_settings()
 
     with contextlib.ExitStack() as stack:
+        if output is None:
+            stack.enter_context(quiet_on_closed_pipe())
         out = (
             sys.stdout
             if output is None
             else stack.enter_context(output.open("w", newline="", encoding="utf-8"))
         )
-        writer = _Writer(fmt, out)
+        writer = _Writer(fmt, out, list(AuditEventRead.model_fields))
 
         async def work(session: AsyncSession) -> None:
             async for event in service.iter_events(session, CLI_PRINCIPAL, filters):

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from akener.accounts.permissions import CLI_PRINCIPAL
-from akener.cli.common import in_transaction, load_settings, parse_duration, parse_instant
-from akener.db.base import utcnow
+from akener.cli.common import (
+    in_transaction,
+    load_settings,
+    parse_duration,
+    parse_instant,
+    quiet_on_closed_pipe,
+)
 from akener.errors import InvalidInput
-from akener.keys import service, tokens
-from akener.keys.models import ApiKey, KeyStatus
-from akener.keys.peppers import Peppers
-from akener.keys.schemas import KeyCreate, KeyCreated, KeyRead
-from akener.settings import Settings
 
-app = typer.Typer(help="Create, list, switch on/off and delete API keys.", no_args_is_help=True)
+if TYPE_CHECKING:
+    # Imported inside the commands at run time: they pull in SQLAlchemy (bench/cli_startup.py).
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from akener.keys.models import ApiKey
+    from akener.keys.peppers import Peppers
+    from akener.keys.schemas import KeyRead
+    from akener.settings import Settings
+
+app = typer.Typer(
+    help="Create, list, switch on/off and delete API keys.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 def _peppers(settings: Settings) -> Peppers:
+    from akener.keys.peppers import Peppers
+
     secrets_by_version = settings.peppers()
     if settings.secret_key_version not in secrets_by_version:
         raise InvalidInput("AKENER_SECRET_KEY is not set; run 'akener serve' once or set it")
@@ -44,11 +58,17 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Print the new key as JSON.")] = False,
 ) -> None:
     """Create a key. Its plaintext alone goes to stdout: save it, it is never shown again."""
-    if expires_in and expires_at:
+    from pydantic import ValidationError
+
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.keys import service
+    from akener.keys.schemas import KeyCreate, KeyCreated
+
+    if expires_in is not None and expires_at is not None:
         raise InvalidInput("give --expires-in or --expires-at, not both")
     expiry = parse_instant(expires_at, "--expires-at") if expires_at else None
-    if expires_in:
-        expiry = utcnow() + parse_duration(expires_in, "--expires-in")
+    if expires_in is not None:
+        expiry = datetime.now(UTC) + parse_duration(expires_in, "--expires-in")
     try:
         body = KeyCreate(name=name, scopes=scope or [], expires_at=expiry)
     except ValidationError as exc:
@@ -86,9 +106,14 @@ def list_(
     ] = False,
 ) -> None:
     """List keys, newest first."""
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.db.base import utcnow
+    from akener.keys import service, tokens
+    from akener.keys.schemas import KeyRead
+
     settings = load_settings()
 
-    async def work(session: AsyncSession) -> list[KeyRead]:
+    async def work(session: AsyncSession) -> list[tuple[KeyRead, list[int]]]:
         rows, cursor = await service.list_keys(session, CLI_PRINCIPAL, limit=service.MAX_PAGE)
         found = list(rows)
         while cursor is not None:
@@ -96,39 +121,60 @@ def list_(
                 session, CLI_PRINCIPAL, limit=service.MAX_PAGE, cursor=cursor
             )
             found.extend(rows)
-        return [KeyRead.model_validate(r) for r in found]
+        now = utcnow()
+        return [(KeyRead.model_validate(r), _secret_versions(r, now)) for r in found]
 
-    keys = in_transaction(settings, work)
+    listed = in_transaction(settings, work)
+    with quiet_on_closed_pipe():  # `akener keys list | head` ends quietly
+        _print_keys(listed, as_json=as_json, table_tail=tokens.table_tail)
+
+
+def _print_keys(
+    listed: list[tuple[KeyRead, list[int]]], *, as_json: bool, table_tail: Callable[[str], str]
+) -> None:
     if as_json:
-        for key in keys:
-            typer.echo(key.model_dump_json())
+        for key, versions in listed:
+            typer.echo(json.dumps(key.model_dump(mode="json") | {"secret_versions": versions}))
         return
-    if not keys:
+    if not listed:
         typer.echo("No keys yet. Create one with: akener keys create --name NAME", err=True)
         return
-    now = utcnow()
+    now = datetime.now(UTC)
     typer.echo(
         f"{'ID':32}  {'STATUS':8}  {'KEY':32}  {'LAST USED (UTC)':19}  {'EXPIRES (UTC)':19}  "
-        f"{'REQUESTS':>9}  NAME"
+        f"{'SECRET':6}  {'REQUESTS':>9}  NAME"
     )
-    for key in keys:
+    for key, versions in listed:
         status = "EXPIRED" if key.expires_at and key.expires_at <= now else key.status
         typer.echo(
-            f"{key.id:32}  {status:8}  {tokens.table_tail(key.masked_key):32}  "
+            f"{key.id:32}  {status:8}  {table_tail(key.masked_key):32}  "
             f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  "
-            f"{key.request_count:>9}  {key.name}"
+            f"{'+'.join(f'v{v}' for v in versions):6}  {key.request_count:>9}  {key.name}"
         )
+
+
+def _secret_versions(row: ApiKey, now: datetime) -> list[int]:
+    """The server secret versions a key's live digests were made with: ``[2]``, or ``[2, 1]``
+    while a rotated-out secret digested under version 1 is in its grace period."""
+    versions = [row.pepper_version]
+    if row.previous_pepper_version is not None and row.previous_secret_valid(now):
+        versions.append(row.previous_pepper_version)
+    return list(dict.fromkeys(versions))
 
 
 def _when(value: datetime | None, empty: str) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else empty
 
 
-def _set_status(key_id: str, status: KeyStatus) -> None:
+def _set_status(key_id: str, status: str) -> None:
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.keys import service
+    from akener.keys.models import KeyStatus
+
     settings = load_settings()
 
     async def work(session: AsyncSession) -> ApiKey:
-        return await service.set_key_status(session, CLI_PRINCIPAL, key_id, status)
+        return await service.set_key_status(session, CLI_PRINCIPAL, key_id, KeyStatus(status))
 
     row = in_transaction(settings, work)
     typer.echo(f"Key {row.name!r} ({row.id}) is now {row.status}.", err=True)
@@ -137,13 +183,87 @@ def _set_status(key_id: str, status: KeyStatus) -> None:
 @app.command("activate")
 def activate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Switch a key on."""
-    _set_status(key_id, KeyStatus.ACTIVE)
+    _set_status(key_id, "ACTIVE")
 
 
 @app.command("deactivate")
 def deactivate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Switch a key off: it is refused from now on, and can be switched on again."""
-    _set_status(key_id, KeyStatus.INACTIVE)
+    _set_status(key_id, "INACTIVE")
+
+
+@app.command("update")
+def update(
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="The key's scopes from now on, all of them (repeat); listing a suspended one"
+            " grants it again.",
+        ),
+    ] = None,
+    no_scopes: Annotated[
+        bool, typer.Option("--no-scopes", help="Take every scope away from the key.")
+    ] = False,
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Expire after this long from now: 90d, 12h.")
+    ] = None,
+    expires_at: Annotated[
+        str | None, typer.Option("--expires-at", help="Expire at this ISO 8601 date or time.")
+    ] = None,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="Clear the key's expiry.")
+    ] = False,
+) -> None:
+    """Rename a key, replace its scopes, or set or clear its expiry (the operator may grant any)."""
+    from pydantic import ValidationError
+
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.db.base import utcnow
+    from akener.keys import service
+    from akener.keys.schemas import KeyUpdate
+
+    if sum(map(bool, (expires_in, expires_at, never_expires))) > 1:
+        raise InvalidInput("give one of --expires-in, --expires-at and --never-expires")
+    if scope and no_scopes:
+        raise InvalidInput("give --scope or --no-scopes, not both")
+    expiry: datetime | service.Unset | None = service.UNSET
+    if expires_at:
+        expiry = parse_instant(expires_at, "--expires-at")
+    elif expires_in:
+        expiry = utcnow() + parse_duration(expires_in, "--expires-in")
+    elif never_expires:
+        expiry = None
+    fields: dict[str, object] = {"name": name, "scopes": [] if no_scopes else scope}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if isinstance(expiry, service.Unset) and not fields:
+        raise InvalidInput("give --name, --scope, --no-scopes or an expiry option")
+    try:
+        body = KeyUpdate.model_validate(
+            fields if isinstance(expiry, service.Unset) else {**fields, "expires_at": expiry}
+        )
+    except ValidationError as exc:
+        raise InvalidInput(
+            "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        ) from None
+    settings = load_settings()
+
+    async def work(session: AsyncSession) -> ApiKey:
+        return await service.update_key(
+            session,
+            CLI_PRINCIPAL,
+            key_id,
+            name=body.name,
+            scopes=body.scopes,
+            expires_at=expiry,
+        )
+
+    row = in_transaction(settings, work)
+    scopes = ", ".join(row.scopes) or "none"
+    until = row.expires_at.isoformat() if row.expires_at else "never"
+    typer.echo(f"Updated key {row.name!r} ({row.id}): scopes {scopes}; expires {until}.", err=True)
 
 
 @app.command("rotate")
@@ -156,7 +276,14 @@ def rotate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the key as JSON.")] = False,
 ) -> None:
     """Give a key a new secret (printed alone on stdout, once); same id, name and scopes."""
-    seconds = int(parse_duration(grace, "--grace").total_seconds())
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.keys import service
+    from akener.keys.schemas import MAX_GRACE_SECONDS, KeyCreated
+
+    longest = timedelta(seconds=MAX_GRACE_SECONDS)
+    seconds = int(
+        parse_duration(grace, "--grace", allow_zero=True, maximum=longest).total_seconds()
+    )
     settings = load_settings()
     peppers = _peppers(settings)
 
@@ -184,6 +311,9 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a key for good (consider 'deactivate' first)."""
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.keys import service
+
     if not yes:
         typer.confirm(f"Delete key {key_id} permanently? This cannot be undone.", abort=True)
     settings = load_settings()

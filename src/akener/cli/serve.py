@@ -5,21 +5,22 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from akener.accounts.service import count_users
-from akener.accounts.sessions import setup_token
 from akener.cli.common import find_installation, in_transaction
-from akener.cli.install import prepare
 from akener.errors import InvalidInput
-from akener.installation.home import HOME_VARIABLE
-from akener.settings import Settings
+
+if TYPE_CHECKING:
+    from akener.settings import Settings
 
 
 def setup_link(settings: Settings, host: str, port: int) -> str | None:
     """The one-time owner setup link, or None once any user exists."""
+    from akener.accounts.service import count_users
+    from akener.accounts.sessions import setup_token
+
     if in_transaction(settings, count_users) or settings.secret_key is None:
         return None
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - only displayed
@@ -63,10 +64,16 @@ def serve(
     ] = None,
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
+    from akener.cli.install import prepare
+    from akener.cli.startup import check_database, check_port
+    from akener.installation.home import HOME_VARIABLE
+
     installation = find_installation()
     chosen = server or installation.settings.server
     if chosen not in SERVERS:
         raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
+    check_port(host or installation.settings.host, port or installation.settings.port)
+    check_database(installation.settings)
     settings = prepare(installation)
     # Workers read the same installation: its directory and the secret just checked.
     os.environ[HOME_VARIABLE] = str(installation.home)

@@ -6,16 +6,16 @@ import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from akener.accounts import service
-from akener.accounts.permissions import CLI_PRINCIPAL
-from akener.accounts.schemas import UserCreate, first_error
 from akener.cli.common import in_transaction, load_settings
 from akener.cli.serve import setup_link
 from akener.errors import Conflict, InvalidInput
 
-app = typer.Typer(help="Create dashboard users and the owner setup link.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create dashboard users and the owner setup link.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 def read_password() -> str:
@@ -41,6 +41,12 @@ def create(
     ] = None,
 ) -> None:
     """Create a user. The first user becomes the owner (and needs --role admin)."""
+    from pydantic import ValidationError
+
+    from akener.accounts import service
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.accounts.schemas import UserCreate, first_error
+
     try:
         body = UserCreate(email=email, display_name=name or email.split("@")[0], roles=role)
     except ValidationError as exc:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -13,22 +14,53 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+if TYPE_CHECKING:
+    from akener.settings import Settings
+
 WRITE_OPTION = "akener_write"
 
+# Defaults of the AKENER_DB_*_TIMEOUT_SECONDS settings (docs/configuration.md).
+CONNECT_TIMEOUT = 5.0
+QUERY_TIMEOUT = 10.0
+POOL_TIMEOUT = 5.0
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; on SQLite foreign keys on, WAL, a busy timeout and explicit BEGIN."""
+
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    query_timeout: float = QUERY_TIMEOUT,
+    pool_timeout: float = POOL_TIMEOUT,
+    before_begin: Callable[[], None] | None = None,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An async engine whose every wait is bounded on the client side.
+
+    PostgreSQL (asyncpg): ``timeout`` bounds a new connection (TCP and start-up handshake),
+    ``command_timeout`` every statement, ``pool_timeout`` the wait for a free pooled
+    connection. They hold through PgBouncer and against a frozen server, where server-side
+    settings (``statement_timeout``) would never fire. SQLite: the query timeout is the busy
+    timeout (how long a writer waits for the lock). ``before_begin`` runs before every
+    transaction and may raise to refuse it (the SQLite file guard).
+    """
     # SQL parameters (digests, session ids, CSRF tokens, hashes) never reach a log line.
     kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
-    engine = create_async_engine(url, connect_args={"timeout": 15}, **kwargs)
-    _configure_sqlite(engine)
+        kwargs.setdefault("pool_timeout", pool_timeout)
+        connect_args = {"timeout": connect_timeout, "command_timeout": query_timeout}
+        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+        if before_begin is not None:
+            event.listen(engine.sync_engine, "begin", lambda _conn: before_begin())
+        return engine
+    engine = create_async_engine(url, connect_args={"timeout": query_timeout}, **kwargs)
+    _configure_sqlite(engine, int(query_timeout * 1000), before_begin)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine, busy_ms: int, before_begin: Callable[[], None] | None
+) -> None:
     """Take transaction control from the sqlite3 module, as SQLAlchemy's docs advise."""
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -37,15 +69,30 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        if before_begin is not None:
+            before_begin()
         # A transaction that will write takes the write lock up front: a deferred one that reads
         # first and writes later fails at once with SQLITE_BUSY when another writer got in between.
         write = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def engine_for(
+    settings: Settings, *, before_begin: Callable[[], None] | None = None
+) -> AsyncEngine:
+    """The engine a ``Settings`` describes, with its timeouts."""
+    return make_engine(
+        settings.database_url,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        query_timeout=settings.db_query_timeout_seconds,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        before_begin=before_begin,
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

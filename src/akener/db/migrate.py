@@ -17,19 +17,31 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database to ``revision``; on PostgreSQL one process at a time."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
+    """Bring the database to ``revision``; on PostgreSQL one process at a time.
+
+    A database a newer akener already migrated is left alone: its revision is returned (else
+    None), so the caller can warn. Migrations expand before they contract (docs/operations.md),
+    so an older akener keeps working on the newer schema during a rolling upgrade.
+    """
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Many processes may start together; the advisory lock ends with the transaction.
             await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74218113)")
-        await conn.run_sync(_upgrade_on, revision)
+        newer: str | None = await conn.run_sync(_upgrade_on, revision)
+        return newer
 
 
-def _upgrade_on(connection: Connection, revision: str) -> None:
+def _upgrade_on(connection: Connection, revision: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and not is_known_revision(current):
+        return current
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+    return None
 
 
 def head_revision() -> str | None:
@@ -37,6 +49,17 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """True when this version of akener ships ``revision`` (False: a newer akener wrote it)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

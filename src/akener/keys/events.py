@@ -10,6 +10,8 @@ change.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import event, text
@@ -27,6 +29,41 @@ _BUMP_SEQ = text(
     "INSERT INTO key_change_seq (id, seq) VALUES (1, 1) "
     "ON CONFLICT (id) DO UPDATE SET seq = key_change_seq.seq + 1"
 )
+
+
+_KEY_ID_RE = re.compile(r"[0-9A-Za-z_-]{1,64}")
+EVERY_KEY = None  # what read_change_payload answers when it cannot tell which keys changed
+
+
+def read_change_payload(payload: str) -> frozenset[str] | None:
+    """The key ids a NOTIFY payload names, from this version of akener or another one.
+
+    Today's payload is a bare key id. A later version may send a JSON object; this one reads
+    ``key_id`` / ``key_ids`` from it and ignores every other field and any ``kind`` it does not
+    know, so a fleet in the middle of an upgrade keeps working (docs/operations.md). An object
+    that names no key is about something else and changes nothing (an empty set). A payload this
+    version cannot read at all answers None: the caller then forgets every cached key, which is
+    always safe (the next requests read the database).
+    """
+    text_ = payload.strip()
+    if _KEY_ID_RE.fullmatch(text_):
+        return frozenset((text_,))
+    try:
+        data = json.loads(text_)
+    except ValueError:
+        return EVERY_KEY
+    if not isinstance(data, dict):
+        return EVERY_KEY
+    found = set()
+    one = data.get("key_id")
+    if isinstance(one, str) and _KEY_ID_RE.fullmatch(one):
+        found.add(one)
+    many = data.get("key_ids")
+    if isinstance(many, list):
+        found |= {k for k in many if isinstance(k, str) and _KEY_ID_RE.fullmatch(k)}
+    elif many is not None or (one is not None and not found):
+        return EVERY_KEY  # it names keys in a shape this version does not know
+    return frozenset(found)
 
 
 async def record_key_change(session: AsyncSession, key_id: str) -> None:

@@ -40,6 +40,9 @@ class ApiKey(Base):
     masked_key: Mapped[str] = mapped_column(String(71))
     status: Mapped[str] = mapped_column(String(8), default=KeyStatus.ACTIVE.value)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Names in a namespace an upgrade reserved after the key got them: held but without effect
+    # until someone who holds them grants them again (migration 0007, docs/security.md).
+    suspended_scopes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -52,6 +55,11 @@ class ApiKey(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # Written from memory in batches by akener.verify.usage; never part of a key change event.
     request_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    @property
+    def effective_scopes(self) -> frozenset[str]:
+        """The scopes that take effect: every scope held, less the suspended ones."""
+        return frozenset(self.scopes) - frozenset(self.suspended_scopes or ())
 
     @property
     def is_active(self) -> bool:

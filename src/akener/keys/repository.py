@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.errors import InvalidInput
+from akener.instants import in_range_utc
 from akener.keys.models import ApiKey
 from akener.verify.models import KeyUsage
+
+_CURSOR_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def encode_cursor(key: ApiKey) -> str:
@@ -26,10 +30,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, key_id = raw.split("|", 1)
-        when = datetime.fromisoformat(stamp)
+        parsed = datetime.fromisoformat(stamp)
+        when = in_range_utc(parsed)  # refuses what leaves the calendar in UTC
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput("invalid cursor", field="cursor") from exc
-    if when.tzinfo is None or not key_id:
+    # The id goes to the database as text: PostgreSQL refuses a NUL in it.
+    if parsed.tzinfo is None or not _CURSOR_ID_RE.fullmatch(key_id):
         raise InvalidInput("invalid cursor", field="cursor")
     return when, key_id
 
@@ -54,6 +60,19 @@ class KeyRepository:
         """The key with that id, or None."""
         return await self.session.get(ApiKey, key_id)
 
+    async def get_for_update(self, key_id: str) -> ApiKey | None:
+        """The key with that id, its row locked until the transaction ends (PostgreSQL).
+
+        SQLite needs no row lock: a writing transaction there holds the database's write lock.
+        """
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.id == key_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalars().first()
+
     async def get_by_ids(self, key_ids: Sequence[str]) -> list[ApiKey]:
         """The keys with these ids (unknown ids are simply absent)."""
         stmt = select(ApiKey).where(ApiKey.id.in_([i for i in key_ids if len(i) <= 32]))
@@ -65,6 +84,22 @@ class KeyRepository:
             or_(ApiKey.digest.in_(digests), ApiKey.previous_digest.in_(digests))
         )
         return (await self.session.execute(stmt)).scalars().first()
+
+    async def replace_digest(
+        self, key_id: str, column: str, *, old: str, new: str, version: int
+    ) -> bool:
+        """Store ``new`` (made with pepper ``version``) in place of ``old`` in ``column``
+        (``digest`` or ``previous_digest``); False when ``old`` is no longer stored there."""
+        if column == "digest":
+            matches, values = ApiKey.digest == old, {"digest": new, "pepper_version": version}
+        elif column == "previous_digest":
+            matches = ApiKey.previous_digest == old
+            values = {"previous_digest": new, "previous_pepper_version": version}
+        else:
+            raise ValueError(column)
+        stmt = update(ApiKey).where(ApiKey.id == key_id, matches).values(**values)
+        result = await self.session.execute(stmt.execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
 
     async def list_page(
         self, *, limit: int, cursor: str | None, status: str | None, q: str | None

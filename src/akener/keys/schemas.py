@@ -9,9 +9,28 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from akener.accounts.permissions import ALL_PERMISSIONS, RESERVED_NAMESPACES, check_reserved
+from akener.instants import in_range_utc
+
 NAME_MAX = 100
 SCOPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-/*]{0,99}")
 MAX_SCOPES = 64
+# What the server accepts as one scope, for the OpenAPI document (validation is clean_scopes):
+# a real akener permission, or a free-form name outside akener's reserved namespaces. The end of
+# input is written (?![\s\S]) because "$" also matches before a final newline in Python's re.
+_END = r"(?![\s\S])"
+SCOPE_PATTERN = (
+    "^(?:"
+    + "|".join(re.escape(p) for p in ALL_PERMISSIONS)
+    + "|(?!(?:"
+    + "|".join(RESERVED_NAMESPACES)
+    + ")(?:\\.|"
+    + _END
+    + "))"
+    + SCOPE_RE.pattern
+    + ")"
+    + _END
+)
 
 
 def clean_name(value: str) -> str:
@@ -37,14 +56,22 @@ def clean_scopes(values: list[str]) -> list[str]:
                 f"invalid scope {scope[:40]!r}: use letters, digits and _ . : - / *"
                 " (at most 100 characters)"
             )
+        check_reserved(scope)
         seen[scope] = None
     return list(seen)
 
 
 # Strict: a number is not a name. Datetimes stay lax so ISO strings from JSON are accepted.
 KeyName = Annotated[str, Field(strict=True, max_length=10 * NAME_MAX), AfterValidator(clean_name)]
-Scopes = Annotated[list[Annotated[str, Field(strict=True)]], AfterValidator(clean_scopes)]
+Scope = Annotated[
+    str, Field(strict=True, json_schema_extra={"pattern": SCOPE_PATTERN, "maxLength": 100})
+]
+Scopes = Annotated[
+    list[Scope], Field(json_schema_extra={"maxItems": MAX_SCOPES}), AfterValidator(clean_scopes)
+]
 StatusValue = Literal["ACTIVE", "INACTIVE"]
+# Any UTC offset is accepted; the instant must convert to UTC inside the calendar.
+Expiry = Annotated[AwareDatetime, AfterValidator(in_range_utc)]
 
 
 class KeyCreate(BaseModel):
@@ -54,22 +81,24 @@ class KeyCreate(BaseModel):
 
     name: KeyName
     scopes: Scopes = Field(default_factory=list)
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
 
 
 class KeyUpdate(BaseModel):
-    """Body of PATCH /api/v1/keys/{id}: status, name and/or expiry (null: never expires)."""
+    """Body of PATCH /api/v1/keys/{id}: status, name, expiry (null: never) and/or all scopes."""
 
     model_config = ConfigDict(extra="forbid")
 
     status: StatusValue | None = None
     name: KeyName | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
+    scopes: Scopes | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> KeyUpdate:
-        if self.status is None and self.name is None and "expires_at" not in self.model_fields_set:
-            raise ValueError("give 'status', 'name' and/or 'expires_at'")
+        unset = self.status is None and self.name is None and self.scopes is None
+        if unset and "expires_at" not in self.model_fields_set:
+            raise ValueError("give 'status', 'name', 'expires_at' and/or 'scopes'")
         return self
 
 
@@ -94,6 +123,8 @@ class KeyRead(BaseModel):
     masked_key: str
     status: StatusValue
     scopes: list[str]
+    # Held but without effect until granted again (a namespace reserved by an upgrade).
+    suspended_scopes: list[str] = Field(default_factory=list)
     created_at: datetime
     created_by: str
     # Both written from memory in batches (docs/verification.md): up to a flush interval behind.

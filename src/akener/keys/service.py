@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from akener.accounts.permissions import (
 from akener.audit.service import diff, record_event
 from akener.db.base import utcnow
 from akener.errors import Conflict, InvalidInput, NotFound
-from akener.keys import tokens
+from akener.keys import grants, tokens
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
@@ -26,6 +27,10 @@ from akener.keys.repository import KeyRepository
 from akener.keys.schemas import MAX_GRACE_SECONDS
 
 MAX_PAGE = 100
+
+
+class AlreadyRotated(Conflict):
+    """A rotation asked for a key whose secret changed since the asker last saw it."""
 
 
 class Unset:
@@ -109,19 +114,37 @@ async def update_key(
     status: str | None = None,
     name: str | None = None,
     expires_at: datetime | Unset | None = UNSET,
+    scopes: list[str] | None = None,
     now: datetime | None = None,
 ) -> ApiKey:
-    """Switch a key on or off, rename it, and/or set or clear its expiry."""
+    """Switch a key on or off, rename it, set or clear its expiry, and/or replace its scopes.
+
+    What gives the key more (switching it on, a later or no expiry, new scopes) is granting it:
+    see akener.keys.grants.
+    """
     actor.require(API_KEYS_WRITE)
-    key = await _load(session, key_id)
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
+    key = await _load(session, key_id, for_update=True)
+    wanted = key.expires_at if isinstance(expires_at, Unset) else expires_at
+    grants.require_may_change(
+        actor,
+        key,
+        grants.Widening(
+            reactivate=status == KeyStatus.ACTIVE.value and not key.is_active,
+            extend_expiry=grants.extends_expiry(key.expires_at, wanted),
+            added_scopes=grants.added_scopes(key, scopes or ()),
+        ),
+    )
     before = _audited(key)
-    if not isinstance(expires_at, Unset) and expires_at != key.expires_at:
-        _check_expiry(expires_at, now or utcnow())
-        if key.previous_valid_until and expires_at and key.previous_valid_until > expires_at:
-            key.previous_valid_until = expires_at  # a grace period never outlives the key
-        key.expires_at = expires_at
+    if wanted != key.expires_at:
+        _check_expiry(wanted, now or utcnow())
+        if key.previous_valid_until and wanted and key.previous_valid_until > wanted:
+            key.previous_valid_until = wanted  # a grace period never outlives the key
+        key.expires_at = wanted
+    if scopes is not None:
+        # Every scope listed is now held in full: a suspended one listed again was just granted.
+        key.scopes, key.suspended_scopes = list(scopes), []
     if name is not None and name != key.name:
         key.name = name
         try:
@@ -131,9 +154,20 @@ async def update_key(
             raise _name_taken(name) from exc
     if status is not None and status != key.status:
         key.status = status
-        await session.flush()
+    await session.flush()
     await record_key_change(session, key.id)
     after = _audited(key)
+    await _audit_update(session, actor, key, before, after)
+    return key
+
+
+async def _audit_update(
+    session: AsyncSession,
+    actor: Principal,
+    key: ApiKey,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
     if before["name"] != after["name"]:
         await _audit(session, actor, "key.renamed", key, diff(before, after))
     if before["status"] != after["status"]:
@@ -141,7 +175,11 @@ async def update_key(
         await _audit(session, actor, action, key, diff(before, after))
     if before["expires_at"] != after["expires_at"]:
         await _audit(session, actor, "key.expiry_changed", key, diff(before, after))
-    return key
+    if (before["scopes"], before["suspended_scopes"]) != (
+        after["scopes"],
+        after["suspended_scopes"],
+    ):
+        await _audit(session, actor, "key.scopes_changed", key, diff(before, after))
 
 
 async def rotate_key(
@@ -152,8 +190,13 @@ async def rotate_key(
     grace_period_seconds: int,
     peppers: Peppers,
     now: datetime | None = None,
+    unchanged: Callable[[ApiKey], bool] | None = None,
 ) -> tuple[ApiKey, str]:
-    """Give a key a new secret; the old one keeps working for the grace period, then never."""
+    """Give a key a new secret; the old one keeps working for the grace period, then never.
+
+    ``unchanged`` (checked under the row lock) tells whether the key is still the one the
+    asker saw; if not, AlreadyRotated is raised and nothing changes (a replayed form).
+    """
     actor.require(API_KEYS_WRITE)
     now = now or utcnow()
     if not 0 <= grace_period_seconds <= MAX_GRACE_SECONDS:
@@ -161,7 +204,11 @@ async def rotate_key(
             f"grace_period_seconds must be between 0 and {MAX_GRACE_SECONDS} (7 days)",
             field="grace_period_seconds",
         )
-    key = await _load(session, key_id)
+    # Locked, so the checks below and the change are one step: no concurrent change in between.
+    key = await _load(session, key_id, for_update=True)
+    if unchanged is not None and not unchanged(key):
+        raise AlreadyRotated("this key was rotated since that page was shown; nothing changed")
+    grants.require_may_change(actor, key, grants.Widening(rotate_grace=grace_period_seconds))
     if not key.is_active:
         raise Conflict("an inactive key cannot be rotated; activate it first or create a new key")
     if key.is_expired(now):
@@ -246,6 +293,7 @@ def _audited(key: ApiKey) -> dict[str, Any]:
             "name": key.name,
             "status": key.status,
             "scopes": list(key.scopes),
+            "suspended_scopes": list(key.suspended_scopes or []),
             "expires_at": key.expires_at,
         }
     )
@@ -265,9 +313,13 @@ async def _audit(
     )
 
 
-async def _load(session: AsyncSession, key_id: str) -> ApiKey:
+async def _load(session: AsyncSession, key_id: str, *, for_update: bool = False) -> ApiKey:
     # Ids are 32 hex characters; anything else cannot exist (and PostgreSQL rejects some bytes).
-    key = await KeyRepository(session).get_by_id(key_id) if _ID_RE.fullmatch(key_id) else None
+    key = None
+    if _ID_RE.fullmatch(key_id):
+        repository = KeyRepository(session)
+        get = repository.get_for_update if for_update else repository.get_by_id
+        key = await get(key_id)
     if key is None:
         raise NotFound("no API key with that id")
     return key

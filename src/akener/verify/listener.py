@@ -5,9 +5,10 @@ requests), named ``akener-listener:<pid>`` in ``pg_stat_activity``. While it is 
 committed key change reaches this process as a notification carrying the key id, and the cache
 forgets that key. The moment the connection is lost the cache is emptied and bypassed (requests
 are answered from the database); after reconnecting and listening again, the cache starts empty
-and is trusted again. Reconnection backs off from 0.1 s to 5 s. A periodic query on the
-connection notices a connection that died silently (no FIN, e.g. a network partition) within
-about twice ``check_seconds``.
+and is trusted again. Reconnection backs off from 0.1 s to 5 s, with jitter; the refill that
+follows costs one database read per distinct key (the verifier's reads are single-flight).
+A periodic query on the connection notices a connection that died silently (no FIN, e.g. a
+network partition) within about twice ``check_seconds``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from akener.keys.events import CHANNEL
+from akener.keys.events import CHANNEL, read_change_payload
 from akener.verify.cache import KeyCache
 
 log = logging.getLogger("akener.verify")
@@ -40,10 +42,18 @@ def asyncpg_dsn(database_url: str) -> str:
 class PgChangeListener:
     """Keeps one LISTEN connection up and the cache's trust in step with it."""
 
-    def __init__(self, dsn: str, cache: KeyCache, *, check_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        cache: KeyCache,
+        *,
+        check_seconds: float = 5.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
         self.dsn = dsn
         self.cache = cache
         self.check_seconds = check_seconds
+        self.connect_timeout = connect_timeout  # AKENER_DB_CONNECT_TIMEOUT_SECONDS
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -61,7 +71,8 @@ class PgChangeListener:
     async def _connect(self) -> None:
         conn = await asyncpg.connect(
             self.dsn,
-            timeout=5,
+            timeout=self.connect_timeout,
+            command_timeout=self.connect_timeout,  # LISTEN itself must not hang on a frozen server
             server_settings={"application_name": f"{APPLICATION_NAME}:{os.getpid()}"},
         )
         lost = asyncio.Event()
@@ -101,7 +112,9 @@ class PgChangeListener:
                     log.debug("change listener reconnect failed: %s", exc)
                 else:
                     log.exception("change listener failed; retrying")
-                await asyncio.sleep(backoff)
+                # Jittered, so the processes of a fleet that lost the database together do not
+                # come back (and refill their caches) in lockstep.
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))  # noqa: S311 -- not a secret
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _watch(self, conn: asyncpg.Connection) -> None:
@@ -124,7 +137,12 @@ class PgChangeListener:
             conn.terminate()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self.cache.forget(frozenset((payload,)))
+        # Tolerant of other akener versions' payloads (rolling upgrades, docs/operations.md).
+        keys = read_change_payload(payload)
+        if keys is None:
+            self.cache.clear()
+        elif keys:
+            self.cache.forget(keys)
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
@@ -135,4 +153,7 @@ class PgChangeListener:
             self._task = None
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            await conn.close(timeout=2)
+            try:
+                await conn.close(timeout=2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()  # the server does not answer: just drop the socket

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from akener.db.base import Base
@@ -14,6 +14,7 @@ class KeyUsage(Base):
     """How many requests a key made on one UTC day; written in batches, never per request."""
 
     __tablename__ = "key_usage"
+    __table_args__ = (Index("ix_key_usage_day", "day"),)  # retention prunes by day
 
     key_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True

@@ -11,24 +11,36 @@ Loss is bounded: a crash (not a clean shutdown) loses what was counted since the
 most ``flush_seconds`` of counts, and ``last_used_at`` lags by at most a minute plus that. The
 flush never calls ``record_key_change`` (usage is not something the checks read) and skips keys
 deleted meanwhile (the statements match no row for them).
+
+Every flush locks its ``api_keys`` rows in key id order first, and retries deadlocks and
+serialization failures, so workers flushing together (as they all do at shutdown) never lose
+counts to each other. A flush that fails keeps its counts in memory, merged with the new ones;
+at shutdown the process keeps trying for ``SHUTDOWN_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Date, bindparam, text
+from sqlalchemy import Date, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from akener.db.base import UTCDateTime
 from akener.db.engine import begin_write
+from akener.keys.models import ApiKey
 
 log = logging.getLogger("akener.verify")
 
+WRITE_ATTEMPTS = 5
+SHUTDOWN_SECONDS = 5.0  # how long a stopping process keeps trying to write its counts
+# deadlock_detected, serialization_failure: the transaction lost a race, try it again.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+_LOCK_CHUNK = 1000
 LAST_USED_EVERY = 60.0  # seconds between two writes of one key's last_used_at by one process
 _DAY = 86_400
 
@@ -82,8 +94,9 @@ class UsageRecorder:
         """Requests counted but not yet written."""
         return sum(self._counts.values()) + sum(self._current.values())
 
-    async def flush(self) -> None:
-        """Write what was counted; on failure keep it for the next flush."""
+    async def flush(self, *, attempts: int = WRITE_ATTEMPTS) -> bool:
+        """Write what was counted; True when nothing is left pending. On any failure the
+        counts stay in memory, merged with what comes meanwhile, for the next flush."""
         async with self._lock:
             self._move_current()
             counts, self._counts = self._counts, {}
@@ -93,14 +106,18 @@ class UsageRecorder:
                 if at - self._written_at.get(key_id, 0.0) >= LAST_USED_EVERY
             }
             if not counts and not touches:
-                return
+                return True
             try:
-                await self._write(counts, touches)
-            except (DBAPIError, OSError) as exc:
-                log.warning("could not write key usage (%s); will retry", type(exc).__name__)
+                await self._write(counts, touches, attempts)
+            except Exception as exc:  # whatever failed, the counts are not lost
+                log.warning(
+                    "could not write key usage (%s); %d requests kept for the next flush",
+                    _reason(exc),
+                    sum(counts.values()),
+                )
                 for slot, n in counts.items():
                     self._counts[slot] = self._counts.get(slot, 0) + n
-                return
+                return False
             self._written_at.update(touches)
             for key_id, at in touches.items():
                 if self._seen_at.get(key_id) == at:
@@ -109,42 +126,90 @@ class UsageRecorder:
             # map holds only recently used keys (deleted keys included) and stays small.
             horizon = time.time() - LAST_USED_EVERY
             self._written_at = {k: at for k, at in self._written_at.items() if at > horizon}
+            return True
 
-    async def _write(self, counts: dict[tuple[str, int], int], touches: dict[str, float]) -> None:
-        days = [{"key_id": k, "day": _date(d), "n": n} for (k, d), n in counts.items()]
+    async def _write(
+        self, counts: dict[tuple[str, int], int], touches: dict[str, float], attempts: int
+    ) -> None:
+        # One order for every process (key id, then day): two workers flushing at once wait
+        # for each other instead of deadlocking.
+        days = [{"key_id": k, "day": _date(d), "n": n} for (k, d), n in sorted(counts.items())]
         totals: dict[str, int] = {}
         for (key_id, _), n in counts.items():
             totals[key_id] = totals.get(key_id, 0) + n
-        for attempt in (1, 2):
+        total_rows = [{"key_id": k, "n": totals[k]} for k in sorted(totals)]
+        touch_rows = [{"key_id": k, "at": _datetime(touches[k])} for k in sorted(touches)]
+        for attempt in range(1, attempts + 1):
             try:
                 async with self._sessionmaker() as session:
                     await begin_write(session)
-                    if days:
+                    await _lock_in_order(session, sorted(totals.keys() | touches.keys()))
+                    if total_rows:
+                        await session.execute(_ADD_TOTAL, total_rows)
                         await session.execute(_ADD_DAY, days)
-                        await session.execute(
-                            _ADD_TOTAL, [{"key_id": k, "n": n} for k, n in totals.items()]
-                        )
-                    if touches:
-                        await session.execute(
-                            _TOUCH,
-                            [{"key_id": k, "at": _datetime(at)} for k, at in touches.items()],
-                        )
+                    if touch_rows:
+                        await session.execute(_TOUCH, touch_rows)
                     await session.commit()
                 return
-            except IntegrityError:
-                # A key was deleted between our SELECT and the insert (PostgreSQL checks the
-                # foreign key at insert): the second attempt no longer sees it.
-                if attempt == 2:
+            except DBAPIError as exc:
+                # IntegrityError: a key was deleted between our SELECT and the insert
+                # (PostgreSQL checks the foreign key at insert); the next attempt skips it.
+                # Deadlocks and serialization failures are worth another go too.
+                if attempt == attempts or not (
+                    isinstance(exc, IntegrityError) or _sqlstate(exc) in RETRY_SQLSTATES
+                ):
                     raise
+                log.info("key usage write: retrying after %s", _reason(exc))
+                await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311
+
+    async def close(self, *, within: float = SHUTDOWN_SECONDS) -> None:
+        """Flush at shutdown, trying again for up to ``within`` seconds before giving up."""
+        deadline = time.monotonic() + within
+        pending = self.pending
+        while not await self.flush():
+            if time.monotonic() >= deadline:
+                log.error("key usage not written at shutdown: %d requests lost", self.pending)
+                return
+            await asyncio.sleep(0.2)
+        log.info("key usage written at shutdown: %d requests", pending)
 
     async def run(self, every: float) -> None:
         """Flush every ``every`` seconds until cancelled."""
         while True:
             await asyncio.sleep(every)
             try:
-                await self.flush()
+                # Shielded: stopping this loop (at shutdown) must not cancel a flush halfway,
+                # which would drop the counts it took; the closing flush waits for it instead.
+                await asyncio.shield(self.flush())
+            except asyncio.CancelledError:
+                raise
             except Exception:  # a bug here must not end usage counting for the process
                 log.exception("key usage flush failed")
+
+
+async def _lock_in_order(session: AsyncSession, key_ids: list[str]) -> None:
+    """Lock the api_keys rows this flush touches, in key id order, before touching any.
+
+    Every flush takes its rows in the same order, so two processes flushing at once queue
+    behind each other rather than deadlock. (SQLite has one writer at a time: no-op there.)
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for start in range(0, len(key_ids), _LOCK_CHUNK):
+        chunk = key_ids[start : start + _LOCK_CHUNK]
+        stmt = select(ApiKey.id).where(ApiKey.id.in_(chunk)).order_by(ApiKey.id)
+        await session.execute(stmt.with_for_update())
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    name = type(orig if orig is not None else exc).__name__
+    return f"{name} {state}" if state else name
 
 
 def _date(day: int) -> date:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from akener.web import audit, auth, key_page, keys, roles, users
 from akener.web.deps import QueuedCookiesMiddleware
 from akener.web.errors import install_web_error_handlers
+from akener.web.forms import refuse_nul
 from akener.web.security import SecurityHeadersMiddleware
 from akener.web.templating import make_environment
 
 
 def build_web() -> FastAPI:
     """The dashboard's routes, templates and static files (no OpenAPI: these are pages)."""
-    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    web = FastAPI(
+        docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(refuse_nul)]
+    )
     web.state.templates = make_environment()
     install_web_error_handlers(web)
     web.mount("/static", StaticFiles(directory=str(files("akener.web") / "static")), "static")

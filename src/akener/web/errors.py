@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from akener.api.errors import STATUS_BY_CODE
+from akener.db.errors import DATABASE_ERRORS, RateLimitedLog, describe, is_database_error
 from akener.errors import AkenerError
 from akener.web.csrf import CsrfRejected
 from akener.web.deps import (
@@ -24,6 +25,7 @@ from akener.web.deps import (
 from akener.web.templating import render
 
 log = logging.getLogger("akener.web")
+_db_log = RateLimitedLog(log)
 
 TITLES = {
     400: "Bad request",
@@ -90,6 +92,14 @@ async def _on_validation(request: Request, _exc: Exception) -> Response:
     return error_page(request, 400, "The request was not understood.", "BAD_REQUEST")
 
 
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    if not is_database_error(exc):
+        return await _on_unexpected(request, exc)
+    _db_log.warning("database unavailable", exc)
+    message = describe(exc)
+    return error_page(request, 503, message[:1].upper() + message[1:] + ".", "SERVICE_UNAVAILABLE")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled dashboard error", exc_info=exc)
     return error_page(request, 500, "Something went wrong; the server log has details.")
@@ -102,4 +112,6 @@ def install_web_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AkenerError, _on_akener_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    for kind in DATABASE_ERRORS:  # per class: the catch-all re-raises (a traceback per request)
+        app.add_exception_handler(kind, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -8,15 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from akener.durations import DurationError, parse_duration
 from akener.errors import InvalidInput
 from akener.keys.models import ApiKey
 
 # The create form's presets; "custom" reads the date input beside the select.
 EXPIRY_CHOICES: tuple[tuple[str, str], ...] = (
     ("never", "Never"),
-    ("7", "In 7 days"),
-    ("30", "In 30 days"),
-    ("90", "In 90 days"),
+    ("7d", "In 7 days"),
+    ("30d", "In 30 days"),
+    ("90d", "In 90 days"),
     ("custom", "On a date…"),
 )
 EXPIRING_WINDOW = timedelta(days=7)  # what the "keys expire soon" notice looks ahead
@@ -29,10 +30,14 @@ def expiry_from_form(choice: str, custom: str, now: datetime) -> datetime | None
     """
     if choice in ("", "never"):
         return None
-    if choice.isdigit() and choice in {value for value, _ in EXPIRY_CHOICES}:
-        return now + timedelta(days=int(choice))
     if choice != "custom":
-        raise InvalidInput("Choose one of the expiry options.", field="expires_in")
+        # Only the offered presets, read by the one duration parser (akener.durations).
+        if choice not in {value for value, _ in EXPIRY_CHOICES}:
+            raise InvalidInput("Choose one of the expiry options.", field="expires_in")
+        try:
+            return now + parse_duration(choice, "expiry")
+        except DurationError as exc:  # pragma: no cover - the presets are valid durations
+            raise InvalidInput(str(exc), field="expires_in") from None
     if not custom.strip():
         raise InvalidInput(
             "Pick the expiry date, or choose another expiry option.", field="expires_on"

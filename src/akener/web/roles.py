@@ -28,8 +28,10 @@ LIST_URL = "/manage/roles"
 def _values(role: Role | None = None) -> dict[str, Any]:
     if role is None:
         return {"name": "", "description": "", "permissions": [], "other": ""}
-    mine = [p for p in role.permissions if p in ALL_PERMISSIONS]
-    other = " ".join(p for p in role.permissions if p not in ALL_PERMISSIONS)
+    # Suspended names are left out: saving the form must not grant them again unasked.
+    held = [p for p in role.permissions if p not in (role.suspended_permissions or [])]
+    mine = [p for p in held if p in ALL_PERMISSIONS]
+    other = " ".join(p for p in held if p not in ALL_PERMISSIONS)
     return {"name": role.name, "description": role.description, "permissions": mine, "other": other}
 
 
