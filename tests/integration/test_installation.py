@@ -159,13 +159,18 @@ async def test_secret_rotation_keeps_working_and_a_wrong_secret_is_refused(
         await session.commit()
     await runtime.close()
 
-    rotated = settings.model_copy(
-        update={
-            "secret_key": SecretStr(STRONG),
-            "secret_key_version": 2,
-            "old_secret_keys": f"1:{TEST_SECRET}",
-        }
+    # a secret that is not the one version 1 keys were made with, or no secret for them at all
+    replaced = settings.model_copy(update={"secret_key": SecretStr(STRONG)})
+    with pytest.raises(InvalidInput, match="secret for version 1 is not the one"):
+        await Runtime.start(replaced)
+    moved_on = settings.model_copy(
+        update={"secret_key": SecretStr(STRONG), "secret_key_version": 2}
     )
+    with pytest.raises(InvalidInput, match="no configured server secret matches"):
+        await Runtime.start(moved_on)
+
+    # the documented rotation: a new current version, the old secret kept
+    rotated = moved_on.model_copy(update={"old_secret_keys": f"1:{TEST_SECRET}"})
     app = AkenerApp(rotated)
     async with (
         app.running(),
@@ -175,13 +180,6 @@ async def test_secret_rotation_keeps_working_and_a_wrong_secret_is_refused(
     ):
         me = await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {key}"})
         assert me.status_code == 200 and me.json()["name"] == "Old"
-
-    dropped = rotated.model_copy(update={"old_secret_keys": ""})
-    with pytest.raises(InvalidInput, match="no configured server secret matches"):
-        await Runtime.start(dropped)
-    replaced = settings.model_copy(update={"secret_key": SecretStr(STRONG)})
-    with pytest.raises(InvalidInput, match="secret for version 1 is not the one"):
-        await Runtime.start(replaced)
 
 
 def test_first_run_setup_link_only_on_a_terminal(tmp_path: Path) -> None:

@@ -17,15 +17,22 @@ async def _nothing(_session: object) -> None:
     """A transaction that only runs the secret check every command runs first."""
 
 
+def refuse_weak_secret(installation: Installation) -> None:
+    """Stop at once on a weak secret, before waiting for any database. A missing one is
+    fine only on SQLite, where ``prepare`` may generate it."""
+    settings = installation.settings
+    problem = secret_problem(settings)
+    if problem and (settings.secret_key is not None or not settings.is_sqlite):
+        raise InvalidInput(f"{problem} (looked in {installation.env_file} and the environment)")
+
+
 def prepare(installation: Installation) -> Settings:
     """Create or upgrade the database (private files) and check the secret against its keys.
 
     Only a new SQLite installation (no secret set, no key in the database) gets a generated
     secret, written atomically to its .env: never one over existing keys (a lost .env)."""
+    refuse_weak_secret(installation)
     settings = installation.settings
-    problem = secret_problem(settings)
-    if problem and (settings.secret_key is not None or not settings.is_sqlite):
-        raise InvalidInput(f"{problem} (looked in {installation.env_file} and the environment)")
     installation.prepare_database_file()
     migrate(settings)
     if settings.secret_key is None:
