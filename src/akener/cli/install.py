@@ -17,9 +17,9 @@ async def _nothing(_session: object) -> None:
     """A transaction that only runs the secret check every command runs first."""
 
 
-def refuse_weak_secret(installation: Installation) -> None:
-    """Stop at once on a weak secret, before waiting for any database. A missing one is
-    fine only on SQLite, where ``prepare`` may generate it."""
+def refuse_unusable_secret(installation: Installation) -> None:
+    """A set but weak secret, or none at all outside SQLite, stops ``serve`` before anything
+    else (waiting for the database included): only a new SQLite installation gets one made."""
     settings = installation.settings
     problem = secret_problem(settings)
     if problem and (settings.secret_key is not None or not settings.is_sqlite):
@@ -31,8 +31,8 @@ def prepare(installation: Installation) -> Settings:
 
     Only a new SQLite installation (no secret set, no key in the database) gets a generated
     secret, written atomically to its .env: never one over existing keys (a lost .env)."""
-    refuse_weak_secret(installation)
     settings = installation.settings
+    refuse_unusable_secret(installation)
     installation.prepare_database_file()
     migrate(settings)
     if settings.secret_key is None:
