@@ -33,8 +33,8 @@ def options(
         typer.Option(
             "--dir",
             envvar="AKENER_HOME",
-            help="The installation's directory (its .env and SQLite database)"
-            " [default: AKENER_HOME or the working directory].",
+            help="The installation's directory, with its .env and SQLite database"
+            " (default: the working directory).",
             show_default=False,
         ),
     ] = None,
