@@ -8,6 +8,7 @@ import typer
 
 from akener.cli import audit, db, keys, serve, users
 from akener.errors import AkenerError
+from akener.textsafe import printable
 
 app = typer.Typer(
     name="akener",
@@ -28,5 +29,5 @@ def main() -> None:
     try:
         app()
     except AkenerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {printable(exc.message)}", err=True)
         sys.exit(1)

@@ -18,6 +18,7 @@ from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.peppers import Peppers
 from akener.keys.schemas import KeyCreate, KeyCreated, KeyRead
 from akener.settings import Settings
+from akener.textsafe import printable
 
 app = typer.Typer(help="Create, list, switch on/off and delete API keys.", no_args_is_help=True)
 
@@ -116,7 +117,7 @@ def list_(
         typer.echo(
             f"{key.id:32}  {status:8}  {tokens.table_tail(key.masked_key):32}  "
             f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  "
-            f"{key.request_count:>9}  {key.name}"
+            f"{key.request_count:>9}  {printable(key.name)}"
         )
 
 
