@@ -6,6 +6,9 @@ import re
 
 import httpx
 
+from akener.runtime import Runtime
+from tests.factories import bearer, make_key
+
 
 async def test_docs_pages_use_local_assets_under_a_csp(client: httpx.AsyncClient) -> None:
     for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
@@ -24,3 +27,23 @@ async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> 
     scheme = schema["components"]["securitySchemes"]["bearerAuth"]
     assert scheme == scheme | {"type": "http", "scheme": "bearer"}
     assert schema["security"] == [{"bearerAuth": []}]
+
+
+async def test_405_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await make_key(runtime, "admin")
+    expected = {
+        "/api/v1/keys": "GET, POST",
+        "/api/v1/keys/" + "0" * 32: "DELETE, GET, PATCH",
+        "/api/v1/keys/" + "0" * 32 + "/rotate": "POST",
+    }
+    for path, allow in expected.items():
+        answer = await client.request("PUT", path, headers=bearer(key))
+        assert answer.status_code == 405 and answer.headers["allow"] == allow, path
+
+
+async def test_unreadable_json_is_a_documented_400(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path, method in (("/api/v1/keys", "post"), ("/api/v1/keys/{key_id}", "patch")):
+        assert "400" in schema["paths"][path][method]["responses"], (method, path)

@@ -59,6 +59,15 @@ def _page(response: HTMLResponse) -> HTMLResponse:
     return HTMLResponse(body, headers=headers)
 
 
+def allowed_methods(api: FastAPI, path: str) -> list[str]:
+    """Every method the OpenAPI document lists for the path ``path`` matches (for ``Allow``)."""
+    for template, operations in api.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            return sorted(method.upper() for method in operations)
+    return []
+
+
 def install_docs(api: FastAPI) -> None:
     """Add /docs, /docs/oauth2-redirect, /redoc and their static files to ``api``."""
     static = STATIC_PREFIX

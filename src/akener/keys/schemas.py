@@ -7,7 +7,15 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from akener.instants import in_range_utc
 
@@ -44,8 +52,15 @@ def clean_scopes(values: list[str]) -> list[str]:
 
 
 # Strict: a number is not a name. Datetimes stay lax so ISO strings from JSON are accepted.
-KeyName = Annotated[str, Field(strict=True, max_length=10 * NAME_MAX), AfterValidator(clean_name)]
-Scopes = Annotated[list[Annotated[str, Field(strict=True)]], AfterValidator(clean_scopes)]
+# The schema states the length the server keeps (1-100), so clients and fuzzers see the limit.
+KeyName = Annotated[
+    str, Field(strict=True, min_length=1, max_length=NAME_MAX), AfterValidator(clean_name)
+]
+Scopes = Annotated[
+    list[Annotated[str, Field(strict=True, pattern=f"^{SCOPE_RE.pattern}$")]],
+    Field(max_length=MAX_SCOPES),
+    AfterValidator(clean_scopes),
+]
 StatusValue = Literal["ACTIVE", "INACTIVE"]
 # Any UTC offset is accepted; the instant must convert to UTC inside the calendar.
 Expiry = Annotated[AwareDatetime, AfterValidator(in_range_utc)]
@@ -80,12 +95,25 @@ class KeyUpdate(BaseModel):
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
 
+def whole_number(value: object) -> object:
+    """A JSON integer, also when written ``3600.0`` (JSON Schema's integer); never a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
 class KeyRotate(BaseModel):
     """Body of POST /api/v1/keys/{id}/rotate."""
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_period_seconds: int = Field(strict=True, ge=0, le=MAX_GRACE_SECONDS)
+    grace_period_seconds: Annotated[
+        int, Field(ge=0, le=MAX_GRACE_SECONDS), BeforeValidator(whole_number)
+    ]
 
 
 class KeyRead(BaseModel):
