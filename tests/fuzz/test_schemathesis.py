@@ -22,7 +22,7 @@ from tests.servers import AkenerServer, akener_cli, akener_env
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-EXAMPLES = os.environ.get("AKENER_FUZZ_EXAMPLES", "25")
+EXAMPLES = os.environ.get("AKENER_FUZZ_EXAMPLES", "15")
 # Operations that stream, or would make akener fetch an address, are never fuzzed.
 EXCLUDED_PATHS = r".*(stream|events|webhook|hooks|callback).*"
 SCOPES = ["api_keys.read", "api_keys.write", "api_keys.delete", "api_keys.verify", "audit.read"]
