@@ -11,6 +11,7 @@ import typer
 
 from akener.cli import audit, db, keys, serve, users
 from akener.errors import AkenerError
+from akener.textsafe import printable
 
 # Nothing here imports SQLAlchemy, pydantic or the services: `akener --help` loads only Typer
 # (bench/cli_startup.py; tests/integration/test_cli_ops.py holds the line).
@@ -59,7 +60,7 @@ def main() -> None:
     try:
         app()
     except AkenerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {printable(exc.message)}", err=True)
         sys.exit(1)
     except Exception as exc:
         # A database or disk failure (unreachable, full, read-only) is one line, not a traceback.
