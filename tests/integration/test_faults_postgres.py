@@ -119,7 +119,7 @@ def test_serve_gives_up_on_an_unreachable_database_with_one_line(tmp_path: Path)
     assert len(errors) == 1, result.stderr
     assert "cannot reach the database" in errors[0]
     assert "Traceback" not in result.stderr
-    assert 2 <= took < 15
+    assert 1.5 <= took < 15  # the wait, give or take the last retry's rounding
 
 
 def test_serve_gives_up_on_a_frozen_database(cluster: pgcluster.PgCluster, tmp_path: Path) -> None:
