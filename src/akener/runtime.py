@@ -20,8 +20,12 @@ from akener.db.errors import DATABASE_ERRORS, describe
 from akener.db.migrate import current_revision, head_revision, is_known_revision
 from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
+from akener.events.delivery import Poster
+from akener.events.sealing import SecretBox
+from akener.events.sender import WebhookSender
 from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
+from akener.keys.expiry import announce_expiries
 from akener.keys.peppers import Peppers
 from akener.retention import service as retention
 from akener.retention.service import RetentionPolicy
@@ -48,6 +52,8 @@ class Runtime:
     peppers: Peppers
     verifier: Verifier
     usage: UsageRecorder
+    box: SecretBox
+    sender: WebhookSender
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
     guard: SqliteFileGuard | None = None
@@ -131,6 +137,18 @@ class Runtime:
         # Forget first, then tell the other processes of this host (before the answer is sent).
         after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
         install_listeners(sessionmaker, after_change)
+        box = SecretBox.from_secrets(secrets_by_version, settings.secret_key_version)
+        sender = WebhookSender(
+            sessionmaker,
+            box,
+            Poster(
+                allow_private=settings.webhooks_allow_private,
+                timeout=settings.webhooks_timeout_seconds,
+            ),
+            clock=clock,
+            poll_seconds=settings.webhooks_poll_seconds,
+            periodic=announce_expiries,
+        )
         runtime = cls(
             settings,
             engine,
@@ -138,6 +156,8 @@ class Runtime:
             peppers,
             verifier,
             usage,
+            box,
+            sender,
             listener,
             watch,
             guard,
@@ -151,6 +171,7 @@ class Runtime:
         )
         if guard is not None:
             runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
+        runtime.tasks.append(asyncio.create_task(sender.run(), name="akener-webhooks"))
         if settings.prune_interval is not None:
             job = retention.run_periodically(
                 sessionmaker, RetentionPolicy.of(settings), settings.prune_interval, clock
@@ -165,6 +186,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        await self.sender.poster.close()
         if self.listener is not None:
             await self.listener.close()
         if self.verifier.retirer is not None:
