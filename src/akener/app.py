@@ -17,6 +17,7 @@ from akener.api.errors import install_error_handlers
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
 from akener.api.verify import router as verify_router
+from akener.api.webhooks import router as webhooks_router
 from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
 from akener.installation.home import locate
@@ -44,6 +45,7 @@ def build_api() -> FastAPI:
     api.include_router(verify_router)
     api.include_router(keys_router)
     api.include_router(audit_router)
+    api.include_router(webhooks_router)
     return api
 
 

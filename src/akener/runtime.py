@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -148,6 +148,7 @@ class Runtime:
             clock=clock,
             poll_seconds=settings.webhooks_poll_seconds,
             periodic=announce_expiries,
+            lease=timedelta(seconds=settings.webhooks_lease_seconds),
         )
         runtime = cls(
             settings,

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhooks_max_endpoints: int = Field(default=50, ge=1, le=10_000)
     webhooks_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long the sender's lease lasts: a sender that dies is replaced within this long.
+    webhooks_lease_seconds: float = Field(default=30.0, ge=1, le=600)
     # Leaked keys (docs/leaks.md): "deactivate" a reported key, or only "notify".
     on_leak: Literal["deactivate", "notify"] = "deactivate"
     github_scanning_keys_url: str = "https://api.github.com/meta/public_keys/secret_scanning"

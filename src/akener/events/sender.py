@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
@@ -103,7 +103,9 @@ class WebhookSender:
         batch: int = 50,
         periodic: Periodic | None = None,
         periodic_every: timedelta = timedelta(minutes=1),
+        lease: timedelta = LEASE,
     ) -> None:
+        self.lease = lease
         self.sessionmaker = sessionmaker
         self.box = box
         self.poster = poster
@@ -148,7 +150,7 @@ class WebhookSender:
 
     async def hold_lease(self, now: datetime) -> bool:
         """Take or renew the lease; True while this process is the sender."""
-        if self.held_until is not None and now < self.held_until - LEASE / 2:
+        if self.held_until is not None and now < self.held_until - self.lease / 2:
             return True
         async with self.sessionmaker() as session:
             await begin_write(session)
@@ -157,11 +159,11 @@ class WebhookSender:
                 update(SenderLease)
                 .where(SenderLease.name == LEASE_NAME)
                 .where((SenderLease.holder == self.holder) | (SenderLease.expires_at < now))
-                .values(holder=self.holder, expires_at=now + LEASE)
+                .values(holder=self.holder, expires_at=now + self.lease)
             )
             await session.commit()
         held = bool(getattr(result, "rowcount", 0))
-        self.held_until = now + LEASE if held else None
+        self.held_until = now + self.lease if held else None
         return held
 
     async def deliver_due(self, now: datetime | None = None) -> int:
@@ -186,7 +188,10 @@ class WebhookSender:
                     .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
                     .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                     .where(WebhookDelivery.state == DeliveryState.PENDING)
-                    .where(WebhookDelivery.next_attempt_at <= now)
+                    # A delivery never tried is due at once, whatever clock wrote it.
+                    .where(
+                        or_(WebhookDelivery.attempts == 0, WebhookDelivery.next_attempt_at <= now)
+                    )
                     .order_by(WebhookDelivery.event_id, WebhookDelivery.id)
                     .limit(self.batch)
                 )
