@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from akener.cli import audit, db, keys, serve, users
+from akener.cli import audit, db, keys, scan, serve, users
 from akener.cli.startup import startup_failure
 from akener.db.errors import DATABASE_ERRORS
 from akener.errors import AkenerError
@@ -46,6 +46,7 @@ def options(
 
 
 app.command("serve")(serve.serve)
+app.command("scan")(scan.scan)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")

@@ -19,6 +19,7 @@ from akener.accounts.permissions import (
 from akener.audit.service import diff, record_event
 from akener.db.base import utcnow
 from akener.errors import Conflict, InvalidInput, NotFound
+from akener.events.models import OutboxEvent
 from akener.events.outbox import emit_event
 from akener.keys import grants, tokens
 from akener.keys.events import record_key_change
@@ -332,10 +333,11 @@ async def emit_key_event(
     *,
     dedupe: str | None = None,
     now: datetime | None = None,
-) -> None:
-    """Put an event about ``key`` in the outbox, in the caller's transaction."""
+) -> OutboxEvent | None:
+    """Put an event about ``key`` in the outbox, in the caller's transaction (None: a
+    ``dedupe`` twin was already written)."""
     data = {"key": key_summary(key), "actor": actor, **(extra or {})}
-    await emit_event(session, event_type, key_id=key.id, data=data, dedupe=dedupe, now=now)
+    return await emit_event(session, event_type, key_id=key.id, data=data, dedupe=dedupe, now=now)
 
 
 async def _audit(
@@ -362,6 +364,11 @@ async def _load(session: AsyncSession, key_id: str, *, for_update: bool = False)
     if key is None:
         raise NotFound("no API key with that id")
     return key
+
+
+async def lock_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """The key with ``key_id``, locked for a change (no permission check: callers do it)."""
+    return await _load(session, key_id, for_update=True)
 
 
 async def get_calling_key(session: AsyncSession, actor: Principal) -> ApiKey:
