@@ -27,6 +27,7 @@ from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
 from akener.keys.expiry import announce_expiries
 from akener.keys.peppers import Peppers
+from akener.leaks.github import GitHubKeys
 from akener.retention import service as retention
 from akener.retention.service import RetentionPolicy
 from akener.settings import Settings, secret_problem
@@ -54,6 +55,7 @@ class Runtime:
     usage: UsageRecorder
     box: SecretBox
     sender: WebhookSender
+    github_keys: GitHubKeys
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
     guard: SqliteFileGuard | None = None
@@ -159,6 +161,7 @@ class Runtime:
             usage,
             box,
             sender,
+            GitHubKeys(settings.github_scanning_keys_url, settings.github_scanning_keys_file),
             listener,
             watch,
             guard,
