@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from akener.cli import audit, db, keys, scan, serve, users
+from akener.cli import audit, db, keys, scan, serve, users, webhooks
 from akener.cli.startup import startup_failure
 from akener.db.errors import DATABASE_ERRORS
 from akener.errors import AkenerError
@@ -51,6 +51,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(users.app, name="users")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:
