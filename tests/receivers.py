@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -28,6 +29,8 @@ class Receiver:
     delay: float = 0.0
     location: str | None = None
     got: list[Received] = field(default_factory=list)
+    # Called with each request before it is answered (to break something meanwhile).
+    on_request: Callable[[Received], None] | None = None
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -48,7 +51,10 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                owner.got.append(Received(self.path, dict(self.headers.items()), body))
+                item = Received(self.path, dict(self.headers.items()), body)
+                owner.got.append(item)
+                if owner.on_request is not None:
+                    owner.on_request(item)
                 time.sleep(owner.delay)
                 self.send_response(owner.status)
                 if owner.location:
