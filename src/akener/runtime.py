@@ -35,6 +35,7 @@ from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
 from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
+from akener.verify.refusals import RefusalRecorder
 from akener.verify.retire import DigestRetirer
 from akener.verify.service import Verifier
 from akener.verify.throttle import FailureThrottle, parse_networks
@@ -109,6 +110,7 @@ class Runtime:
                 raise
         cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
         usage = UsageRecorder(sessionmaker)
+        refusals = RefusalRecorder(sessionmaker)
         listener, watch, counter = None, None, None
         fresh: Callable[[], bool] | None = None
         if settings.is_sqlite:
@@ -133,6 +135,7 @@ class Runtime:
             throttle=FailureThrottle(settings.verify_max_failures, settings.verify_failure_window),
             retirer=DigestRetirer(sessionmaker),
             proxies=parse_networks(settings.trusted_proxies),
+            refusals=refusals,
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
         )
@@ -176,6 +179,11 @@ class Runtime:
         if guard is not None:
             runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
         runtime.tasks.append(asyncio.create_task(sender.run(), name="akener-webhooks"))
+        runtime.tasks.append(
+            asyncio.create_task(
+                refusals.run(settings.usage_flush_seconds, verifier.now), name="akener-refusals"
+            )
+        )
         if settings.prune_interval is not None:
             job = retention.run_periodically(
                 sessionmaker, RetentionPolicy.of(settings), settings.prune_interval, clock
@@ -195,6 +203,11 @@ class Runtime:
             await self.listener.close()
         if self.verifier.retirer is not None:
             await self.verifier.retirer.wait()
+        if self.verifier.refusals is not None:
+            try:
+                await self.verifier.refusals.flush()
+            except DATABASE_ERRORS as exc:
+                log.warning("could not record refused keys at shutdown: %s", describe(exc))
         try:
             await self.usage.close()
         except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept

@@ -212,3 +212,45 @@ async def test_keys_can_come_from_a_local_file(
         ) as client:
             answer = await client.post(PATH, content=body, headers=_sign(signer, body))
     assert answer.status_code == 200 and answer.json()[0]["label"] == "true_positive"
+
+
+async def test_a_leaked_key_still_presented_is_recorded_once_an_hour_with_the_client(
+    hook: httpx.AsyncClient, github_app: AkenerApp
+) -> None:
+    row, plaintext = await make_key(github_app.runtime, "leaky")
+    _, admin = await make_key(github_app.runtime, "admin")
+    reported = await hook.post(
+        f"/api/v1/keys/{row.id}/leaked",
+        json={"url": "https://paste.example/x"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert reported.status_code == 200 and reported.json()["status"] == "INACTIVE"
+    for _ in range(5):
+        answer = await hook.get("/api/v1/whoami", headers={"Authorization": f"Bearer {plaintext}"})
+        assert answer.status_code == 401
+    refusals = github_app.runtime.verifier.refusals
+    assert refusals is not None
+    assert await refusals.flush() == 1
+    for _ in range(3):
+        await hook.get("/api/v1/whoami", headers={"Authorization": f"Bearer {plaintext}"})
+    assert await refusals.flush() == 0
+    async with github_app.runtime.sessionmaker() as session:
+        audits = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "key.refused"))
+        ).all()
+        events = (await session.scalars(select(OutboxEvent.type))).all()
+    assert len(audits) == 1 and audits[0].client == "127.0.0.1"
+    assert events.count("key.refused") == 1 and events.count("key.leaked") == 1
+
+
+async def test_a_key_may_report_itself_and_others_need_api_keys_write(
+    hook: httpx.AsyncClient, github_app: AkenerApp
+) -> None:
+    row, plaintext = await make_key(github_app.runtime, "self", scopes=[])
+    other, _ = await make_key(github_app.runtime, "other")
+    auth = {"Authorization": f"Bearer {plaintext}"}
+    assert (
+        await hook.post(f"/api/v1/keys/{other.id}/leaked", json={}, headers=auth)
+    ).status_code == 403
+    mine = await hook.post(f"/api/v1/keys/{row.id}/leaked", json={"url": "u\x00x"}, headers=auth)
+    assert mine.status_code == 200 and mine.json()["status"] == "INACTIVE"
