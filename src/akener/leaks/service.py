@@ -12,11 +12,13 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from akener.accounts.permissions import API_KEYS_WRITE, Principal
+from akener.accounts.permissions import API_KEYS_READ, API_KEYS_WRITE, Principal
 from akener.audit.service import record_event
 from akener.db.base import utcnow
+from akener.events.models import OutboxEvent
 from akener.keys import tokens
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
@@ -130,3 +132,20 @@ async def report_leak(
         now=now,
     )
     return key
+
+
+async def last_refused(
+    session: AsyncSession, actor: Principal, key_id: str, *, since: datetime
+) -> OutboxEvent | None:
+    """The newest ``key.refused`` event of ``key_id`` after ``since`` (the key is still in use)."""
+    actor.require(API_KEYS_READ)
+    return await session.scalar(
+        select(OutboxEvent)
+        .where(
+            OutboxEvent.key_id == key_id,
+            OutboxEvent.type == "key.refused",
+            OutboxEvent.occurred_at >= since,
+        )
+        .order_by(OutboxEvent.id.desc())
+        .limit(1)
+    )
