@@ -297,3 +297,39 @@ async def test_endpoint_count_is_capped(hook_settings: Settings, clock: FakeCloc
             body = {"url": "http://127.0.0.1:9/h", "events": ["key.created"]}
             codes = [(await api.post("/api/v1/webhooks", json=body)).status_code for _ in range(3)]
     assert codes == [201, 201, 409]
+
+
+async def test_retention_prunes_old_finished_events_and_keeps_pending_ones(
+    api: httpx.AsyncClient, hooked: AkenerApp, clock: FakeClock
+) -> None:
+    from datetime import timedelta
+
+    from akener.db.engine import begin_write
+    from akener.retention.service import RetentionPolicy, prune
+
+    await register(api, "http://127.0.0.1:9/never-answers", ["key.created"])
+    await api.post("/api/v1/keys", json={"name": "pending"})
+    async with hooked.runtime.sessionmaker() as session:
+        await begin_write(session)
+        for event in (await session.scalars(select(OutboxEvent))).all():
+            event.occurred_at = clock() - timedelta(days=40)
+        await session.commit()
+    policy = RetentionPolicy(None, None, None, events=timedelta(days=30))
+    async with hooked.runtime.sessionmaker() as session:
+        await begin_write(session)
+        first = await prune(session, policy, now=clock())
+        await session.commit()
+    # The admin key's event had no delivery: pruned. The other waits on a pending delivery.
+    assert first.events == 1
+    async with hooked.runtime.sessionmaker() as session:
+        await begin_write(session)
+        await session.execute(
+            WebhookDelivery.__table__.update().values(state=DeliveryState.FAILED)  # type: ignore[attr-defined]
+        )
+        await session.commit()
+    async with hooked.runtime.sessionmaker() as session:
+        await begin_write(session)
+        second = await prune(session, policy, now=clock())
+        await session.commit()
+        left = (await session.scalars(select(OutboxEvent))).all()
+    assert second.events == 1 and left == []
