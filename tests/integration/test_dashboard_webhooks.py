@@ -60,6 +60,21 @@ async def test_adding_a_webhook_shows_the_secret_once_and_the_log_resends(
                 break
             await asyncio.sleep(0.02)
     assert Webhook(secret).verify(receiver.got[-1].body, receiver.got[-1].headers)
+    changed = await client.post(
+        f"/manage/webhooks/{hook_id}",
+        data={"csrf_token": csrf, "url": receiver.url, "events": "key.deleted", "description": "d"},
+    )
+    assert changed.status_code == 303
+    page = await client.get(f"/manage/webhooks/{hook_id}")
+    assert (
+        'value="key.deleted" checked' in page.text
+        and 'value="key.created" checked' not in page.text
+    )
+    bad = await client.post(
+        f"/manage/webhooks/{hook_id}",
+        data={"csrf_token": csrf, "url": "ftp://x", "events": "key.deleted"},
+    )
+    assert bad.status_code == 422
     deleted = await client.post(f"/manage/webhooks/{hook_id}/delete", data={"csrf_token": csrf})
     assert deleted.status_code == 303
     assert receiver.url not in (await client.get("/manage/webhooks")).text

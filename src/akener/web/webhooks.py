@@ -65,7 +65,12 @@ async def create(request: Request, me: CurrentUser, session: DbSession) -> Respo
         }
         status = 409 if isinstance(exc, Conflict) else 422
         return render(request, "webhooks/list.html", context, status_code=status)
-    shown: dict[str, Any] = {"hook": endpoint, "secret": secret, "deliveries": []}
+    shown: dict[str, Any] = {
+        "hook": endpoint,
+        "secret": secret,
+        "deliveries": [],
+        "event_types": EVENT_TYPES,
+    }
     return render(request, "webhooks/detail.html", shown, headers=NO_STORE)
 
 
@@ -76,7 +81,39 @@ async def detail_page(
     """One endpoint and its most recent deliveries."""
     endpoint = await service.get_endpoint(session, me.principal, webhook_id)
     deliveries = await service.list_deliveries(session, me.principal, endpoint.id)
-    return render(request, "webhooks/detail.html", {"hook": endpoint, "deliveries": deliveries})
+    context = {"hook": endpoint, "deliveries": deliveries, "event_types": EVENT_TYPES}
+    return render(request, "webhooks/detail.html", context)
+
+
+@router.post("/{webhook_id}")
+async def update(
+    request: Request, webhook_id: str, me: CurrentUser, session: DbSession
+) -> Response:
+    """Change an endpoint's address, events or description."""
+    form = await form_of(request)
+    runtime = get_runtime(request)
+    try:
+        endpoint = await service.update_endpoint(
+            session,
+            me.principal,
+            webhook_id,
+            url=text(form, "url") or None,
+            events=texts(form, "events") or None,
+            description=text(form, "description")[:500],
+            allow_private=runtime.settings.webhooks_allow_private,
+        )
+    except InvalidInput as exc:
+        endpoint = await service.get_endpoint(session, me.principal, webhook_id)
+        deliveries = await service.list_deliveries(session, me.principal, endpoint.id)
+        context = {
+            "hook": endpoint,
+            "deliveries": deliveries,
+            "event_types": EVENT_TYPES,
+            "error": exc.message[:1].upper() + exc.message[1:],
+        }
+        return render(request, "webhooks/detail.html", context, status_code=422)
+    flash(request, "The webhook was changed.")
+    return see_other(webhook_url(endpoint.id))
 
 
 @router.post("/{webhook_id}/delete")
