@@ -61,7 +61,14 @@ def pg_database() -> Iterator[str]:
     asyncio.run(_migrate(url))
     yield url
     asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    for counter in default_dir().glob(f"{PREFIX}{name}-*"):  # the per-host change counter
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_change_counters() -> Iterator[None]:
+    """Remove the per-host change counter files of this run's PostgreSQL databases (they are
+    named after the database, which carries this process's id: akener_test_<pid>, …)."""
+    yield
+    for counter in default_dir().glob(f"{PREFIX}*_{os.getpid()}-*"):
         counter.unlink(missing_ok=True)
 
 

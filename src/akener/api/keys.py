@@ -50,7 +50,7 @@ async def list_keys(
 
 
 @router.post(
-    "/keys", status_code=201, response_model=KeyCreated, responses=responses(*AUTH, 409, 422)
+    "/keys", status_code=201, response_model=KeyCreated, responses=responses(*AUTH, 400, 409, 422)
 )
 async def create_key(
     body: KeyCreate,
@@ -79,7 +79,9 @@ async def get_key(key_id: str, session: Session, actor: Actor) -> KeyRead:
     return KeyRead.model_validate(await service.get_key(session, actor, key_id))
 
 
-@router.patch("/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 404, 409, 422))
+@router.patch(
+    "/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 400, 404, 409, 422)
+)
 async def update_key(
     key_id: str,
     body: KeyUpdate,
@@ -110,7 +112,7 @@ async def update_key(
 @router.post(
     "/keys/{key_id}/rotate",
     response_model=KeyCreated,
-    responses=responses(*AUTH, 404, 409, 422),
+    responses=responses(*AUTH, 400, 404, 409, 422),
 )
 async def rotate_key(
     key_id: str,

@@ -31,7 +31,7 @@ def migrate(settings: Settings) -> None:
     from akener.db.migrate import upgrade as run_upgrade
 
     async def _run() -> str | None:
-        engine = engine_for(settings)
+        engine = engine_for(settings, migrations=True)
         try:
             return await run_upgrade(engine)
         finally:

@@ -17,6 +17,7 @@ from akener.cli.common import (
     quiet_on_closed_pipe,
 )
 from akener.errors import InvalidInput
+from akener.textsafe import printable
 
 if TYPE_CHECKING:
     # Imported inside the commands at run time: they pull in SQLAlchemy (bench/cli_startup.py).
@@ -149,7 +150,8 @@ def _print_keys(
         typer.echo(
             f"{key.id:32}  {status:8}  {table_tail(key.masked_key):32}  "
             f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  "
-            f"{'+'.join(f'v{v}' for v in versions):6}  {key.request_count:>9}  {key.name}"
+            f"{'+'.join(f'v{v}' for v in versions):6}  {key.request_count:>9}  "
+            f"{printable(key.name)}"
         )
 
 
