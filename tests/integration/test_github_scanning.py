@@ -254,3 +254,28 @@ async def test_a_key_may_report_itself_and_others_need_api_keys_write(
     ).status_code == 403
     mine = await hook.post(f"/api/v1/keys/{row.id}/leaked", json={"url": "u\x00x"}, headers=auth)
     assert mine.status_code == 200 and mine.json()["status"] == "INACTIVE"
+
+
+async def test_on_leak_notify_keeps_the_key_on_but_records_and_announces(
+    settings: Settings,
+    key_server,
+    signer: ec.EllipticCurvePrivateKey,  # type: ignore[no-untyped-def]
+) -> None:
+    app = AkenerApp(
+        settings.model_copy(update={"github_scanning_keys_url": key_server[0], "on_leak": "notify"})
+    )
+    async with app.running():
+        row, plaintext = await make_key(app.runtime, "noisy")
+        body = _report(plaintext)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            answer = await client.post(PATH, content=body, headers=_sign(signer, body))
+        assert answer.json()[0]["label"] == "true_positive"
+        async with app.runtime.sessionmaker() as session:
+            key = await session.get(ApiKey, row.id)
+            leaked = await session.scalar(
+                select(OutboxEvent).where(OutboxEvent.type == "key.leaked")
+            )
+    assert key is not None and key.status == "ACTIVE"
+    assert leaked is not None and leaked.payload["data"]["deactivated"] is False

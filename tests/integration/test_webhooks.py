@@ -333,3 +333,37 @@ async def test_retention_prunes_old_finished_events_and_keeps_pending_ones(
         await session.commit()
         left = (await session.scalars(select(OutboxEvent))).all()
     assert second.events == 1 and left == []
+
+
+async def test_expiry_is_announced_7_days_and_1_day_ahead_then_once_expired(
+    api: httpx.AsyncClient, hooked: AkenerApp, clock: FakeClock
+) -> None:
+    from datetime import timedelta
+
+    from akener.db.engine import begin_write
+    from akener.keys.expiry import announce_expiries
+
+    expires = (clock() + timedelta(days=3)).isoformat()
+    made = await api.post("/api/v1/keys", json={"name": "temp", "expires_at": expires})
+    assert made.status_code == 201, made.text
+
+    async def announce() -> list[tuple[str, object]]:
+        async with hooked.runtime.sessionmaker() as session:
+            await begin_write(session)
+            await announce_expiries(session, clock())
+            await session.commit()
+            rows = (
+                await session.scalars(
+                    select(OutboxEvent).where(OutboxEvent.type.in_(["key.expiring", "key.expired"]))
+                )
+            ).all()
+        return [(r.type, r.payload["data"].get("expires_in")) for r in rows]
+
+    assert await announce() == [("key.expiring", "7d")]
+    assert await announce() == [("key.expiring", "7d")]  # written once
+    clock.advance(days=2, hours=1)
+    assert await announce() == [("key.expiring", "7d"), ("key.expiring", "1d")]
+    clock.advance(days=1)
+    found = await announce()
+    assert found[-1] == ("key.expired", None) and len(found) == 3
+    assert await announce() == found
