@@ -78,6 +78,7 @@ class Job:
     """A delivery read from the database, ready to sign and post."""
 
     delivery_id: str
+    endpoint_id: str
     attempts: int
     url: str
     body: bytes
@@ -172,13 +173,28 @@ class WebhookSender:
         jobs = await self._due(now)
         if not jobs:
             return 0
-        outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
+        queues: dict[str, list[Job]] = {}
+        for job in jobs:
+            queues.setdefault(job.endpoint_id, []).append(job)
+        # Endpoints in parallel; each endpoint's events one after another, in event order.
+        done = await asyncio.gather(*(self._send_in_order(queue) for queue in queues.values()))
         async with self.sessionmaker() as session:
             await begin_write(session)
-            for job, outcome in zip(jobs, outcomes, strict=True):
+            for job, outcome in (pair for pairs in done for pair in pairs):
                 await self._record(session, job, outcome, now)
             await session.commit()
         return len(jobs)
+
+    async def _send_in_order(self, queue: list[Job]) -> list[tuple[Job, Outcome]]:
+        """Post one endpoint's jobs in order, stopping at its first failure: the rest wait for
+        the next round untried, so a dead receiver costs one timeout per round."""
+        done = []
+        for job in queue:
+            outcome = await self._send(job)
+            done.append((job, outcome))
+            if not outcome.ok:
+                break
+        return done
 
     async def _due(self, now: datetime) -> list[Job]:
         async with self.sessionmaker() as session:
@@ -205,7 +221,14 @@ class WebhookSender:
                     log.error("webhook %s: %s", endpoint.id, exc)
                     secrets = ()
                 jobs.append(
-                    Job(delivery.id, delivery.attempts, endpoint.url, body.encode(), secrets)
+                    Job(
+                        delivery.id,
+                        endpoint.id,
+                        delivery.attempts,
+                        endpoint.url,
+                        body.encode(),
+                        secrets,
+                    )
                 )
             return jobs
 
