@@ -367,3 +367,28 @@ async def test_expiry_is_announced_7_days_and_1_day_ahead_then_once_expired(
     found = await announce()
     assert found[-1] == ("key.expired", None) and len(found) == 3
     assert await announce() == found
+
+
+async def test_webhook_api_reads_changes_and_deletes(
+    api: httpx.AsyncClient, hooked: AkenerApp
+) -> None:
+    hook = await register(api, "http://127.0.0.1:9/a", ["key.created"])
+    url = f"/api/v1/webhooks/{hook['id']}"
+    read = await api.get(url)
+    assert read.status_code == 200 and "secret" not in read.json()
+    assert (await api.get("/api/v1/webhooks")).json()["items"][0]["id"] == hook["id"]
+    changed = await api.patch(url, json={"events": ["key.deleted", "key.created"]})
+    assert changed.json()["events"] == ["key.created", "key.deleted"]
+    assert (await api.patch(url, json={"events": ["key.nope"]})).status_code == 422
+    assert (await api.patch(url, json={"url": "gopher://x"})).status_code == 422
+    assert (await api.patch(url, json={"secret": "mine"})).status_code == 422
+    missing = f"/api/v1/webhooks/{'0' * 32}/deliveries/{'0' * 32}/resend"
+    assert (await api.post(missing)).status_code == 404
+    assert (await api.post(f"{url}/deliveries/{'0' * 32}/resend")).status_code == 404
+    assert (await api.delete(url)).status_code == 204
+    assert (await api.get(url)).status_code == 404
+    assert (await api.get(f"{url}/deliveries")).status_code == 404
+    audit = await api.get("/api/v1/audit", params={"target": "webhook"})
+    actions = [e["action"] for e in audit.json()["items"]]
+    assert actions == ["webhook.deleted", "webhook.changed", "webhook.created"]
+    assert "whsec_" not in audit.text
