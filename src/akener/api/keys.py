@@ -18,8 +18,10 @@ from akener.keys.schemas import (
     KeyRead,
     KeyRotate,
     KeyUpdate,
+    LeakReport,
     StatusValue,
 )
+from akener.leaks import service as leaks
 from akener.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["keys"], route_class=AutoCommitRoute)
@@ -141,6 +143,24 @@ async def delete_key(key_id: str, session: Session, actor: Actor) -> Response:
     """Delete a key for good."""
     await service.delete_key(session, actor, key_id)
     return Response(status_code=204)
+
+
+@router.post("/keys/{key_id}/leaked", response_model=KeyRead, responses=responses(*AUTH, 404, 422))
+async def report_leaked(
+    key_id: str,
+    body: LeakReport,
+    session: Session,
+    actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> KeyRead:
+    """Report the key as leaked: deactivated (unless AKENER_ON_LEAK=notify), audited, announced.
+
+    Needs ``api_keys.write``; a key may report itself. Repeating a report changes nothing more.
+    """
+    row = await leaks.report_leak(
+        session, actor, key_id, url=body.url, on_leak=runtime.settings.on_leak, now=runtime.clock()
+    )
+    return KeyRead.model_validate(row)
 
 
 @router.get("/whoami", response_model=KeyRead, responses=responses(401, 404, 503))

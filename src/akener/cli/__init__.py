@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from akener.cli import audit, db, keys, serve, users
+from akener.cli import audit, db, keys, scan, serve, users, webhooks
 from akener.errors import AkenerError
 from akener.textsafe import printable
 
@@ -49,10 +49,12 @@ def options(
 
 
 app.command("serve")(serve.serve)
+app.command("scan")(scan.scan)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(users.app, name="users")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:

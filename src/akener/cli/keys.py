@@ -194,6 +194,25 @@ def deactivate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     _set_status(key_id, "INACTIVE")
 
 
+@app.command("leaked")
+def leaked(
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    url: Annotated[str | None, typer.Option("--url", help="Where the key was found.")] = None,
+) -> None:
+    """Report a key as leaked: deactivated (or only announced, AKENER_ON_LEAK=notify),
+    audited as key.leaked and sent to webhooks."""
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.leaks.service import report_leak
+
+    settings = load_settings()
+
+    async def work(session: AsyncSession) -> ApiKey:
+        return await report_leak(session, CLI_PRINCIPAL, key_id, url=url, on_leak=settings.on_leak)
+
+    key = in_transaction(settings, work)
+    typer.echo(f"Reported key {key.name!r} as leaked; it is now {key.status}.", err=True)
+
+
 @app.command("update")
 def update(
     key_id: Annotated[str, typer.Argument(metavar="ID")],

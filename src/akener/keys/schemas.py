@@ -175,3 +175,11 @@ class KeyPage(BaseModel):
 
     items: list[KeyRead]
     next_cursor: str | None
+
+
+class LeakReport(BaseModel):
+    """Where a leaked key was found (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=1000)
