@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import TEST_SECRET
 from tests.factories import bearer
 from tests.servers import AkenerServer, akener_cli, akener_env
 
@@ -56,16 +57,16 @@ def test_a_backup_taken_while_serving_restores_with_the_secret(tmp_path: Path) -
 
 
 def test_backup_refuses_to_overwrite_and_explains_postgresql(tmp_path: Path) -> None:
-    env = akener_env(f"sqlite:///{tmp_path}/k.db", "s" * 40)
+    env = akener_env(f"sqlite:///{tmp_path}/k.db", TEST_SECRET)
     assert akener_cli(env, tmp_path, "db", "upgrade").returncode == 0
     (tmp_path / "taken.db").write_text("mine")
     result = akener_cli(env, tmp_path, "db", "backup", str(tmp_path / "taken.db"))
     assert result.returncode == 1 and "already exists" in result.stderr
     assert (tmp_path / "taken.db").read_text() == "mine"
-    missing = akener_env(f"sqlite:///{tmp_path}/none.db", "s" * 40)
+    missing = akener_env(f"sqlite:///{tmp_path}/none.db", TEST_SECRET)
     result = akener_cli(missing, tmp_path, "db", "backup", str(tmp_path / "b.db"))
-    assert result.returncode == 1 and "no SQLite database" in result.stderr
+    assert result.returncode == 1 and "no akener installation" in result.stderr
     assert not (tmp_path / "none.db").exists()  # a backup never creates a database
-    pg = akener_env("postgresql://postgres@127.0.0.1:5432/unused", "s" * 40)
+    pg = akener_env("postgresql://postgres@127.0.0.1:5432/unused", TEST_SECRET)
     result = akener_cli(pg, tmp_path, "db", "backup", str(tmp_path / "b.db"))
     assert result.returncode == 1 and "pg_dump" in result.stderr

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from akener.accounts.permissions import CLI_PRINCIPAL
 from akener.cli import app as cli
+from akener.db.engine import make_engine, make_sessionmaker
 from akener.keys import service
+from akener.keys.models import ApiKey
 from akener.runtime import Runtime
 from akener.settings import Settings
 from akener.verify.models import KeyUsage
 from tests.conftest import TEST_SECRET
 from tests.factories import bearer, make_key
 from tests.helpers import count_statements
+from tests.servers import free_port
 
 
 async def test_requests_are_counted_in_batches(client: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -111,3 +115,57 @@ def test_keys_list_shows_usage(settings: Settings, monkeypatch: pytest.MonkeyPat
     assert "never" not in line
     as_json = CliRunner().invoke(cli, ["keys", "list", "--json"])
     assert json.loads(as_json.stdout)["request_count"] == 3
+
+
+async def test_counts_survive_failed_flushes_and_are_written_when_the_database_is_back(
+    runtime: Runtime,
+) -> None:
+    row, _ = await make_key(runtime, "patient", scopes=[])
+    usage = runtime.usage
+    working = usage._sessionmaker
+    # A database nobody answers for: every flush fails with a real connection error.
+    gone = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    usage._sessionmaker = make_sessionmaker(gone)
+    try:
+        for round_ in range(3):
+            for _ in range(4):
+                usage.record(row.id)
+            assert await usage.flush() is False
+            assert usage.pending == 4 * (round_ + 1)  # kept and merged, nothing lost
+    finally:
+        usage._sessionmaker = working
+        await gone.dispose()
+    usage.record(row.id)
+    assert await usage.flush() is True
+    assert usage.pending == 0
+    async with runtime.sessionmaker() as session:
+        stored = await session.get(ApiKey, row.id)
+        assert stored is not None and stored.request_count == 13
+
+
+@pytest.mark.postgres_only
+async def test_a_flush_that_loses_a_deadlock_tries_again(
+    runtime: Runtime, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = sorted(
+        [(await make_key(runtime, f"d{i}", scopes=[]))[0] for i in range(2)], key=lambda r: r.id
+    )
+    first, second = (row.id for row in made)
+    for key_id in (first, second):
+        runtime.usage.record(key_id)
+    lock = "SELECT id FROM api_keys WHERE id = :id FOR UPDATE"
+    caplog.set_level(logging.INFO, logger="akener.verify")
+    async with runtime.engine.connect() as other:
+        await other.begin()
+        await other.execute(text(lock), {"id": second})  # another transaction holds the second row
+        flush = asyncio.create_task(runtime.usage.flush())
+        await asyncio.sleep(0.3)  # the flush holds the first row and waits for the second
+        # Now the other transaction wants the first row: a deadlock, which PostgreSQL breaks by
+        # aborting the transaction that waited longest, the flush's.
+        await other.execute(text(lock), {"id": first})
+        await other.commit()
+    assert await flush is True
+    assert "retrying after" in caplog.text and "40P01" in caplog.text
+    async with runtime.sessionmaker() as session:
+        counts = [(await session.get(ApiKey, key_id)).request_count for key_id in (first, second)]  # type: ignore[union-attr]
+    assert counts == [1, 1]

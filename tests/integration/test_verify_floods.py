@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from akener.app import AkenerApp
 from akener.runtime import Runtime
 from akener.settings import Settings
+from akener.verify.listener import APPLICATION_NAME
 from tests.factories import bearer, make_key
-from tests.helpers import count_statements
+from tests.helpers import count_statements, eventually
 
 
 def _random_key() -> str:
@@ -99,3 +102,34 @@ async def test_failed_checks_are_throttled_per_client_address(throttled: AkenerA
         other = {"X-Forwarded-For": "203.0.113.5"}
         answer = await proxy.get("/authz", headers=bearer(_random_key()) | other)
         assert answer.status_code == 401
+
+
+@pytest.mark.postgres_only
+async def test_after_a_listener_reconnect_the_refill_is_one_read_per_key(
+    runtime: Runtime, backend: str
+) -> None:
+    made = [await make_key(runtime, f"refill{i}", scopes=[]) for i in range(3)]
+    verifier, listener = runtime.verifier, runtime.listener
+    assert listener is not None
+    for _, key in made:
+        await verifier.lookup(key)
+    connects = listener.connects
+    async with runtime.engine.connect() as conn:  # drop the listener from the server's side
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": f"{APPLICATION_NAME}:{os.getpid()}"},
+        )
+    await eventually(lambda: _true(listener.connects > connects and verifier.cache.trusted))
+    assert len(verifier.cache) == 0  # whatever was missed meanwhile is gone
+    before = verifier.reads
+    burst = [verifier.lookup(key) for _, key in made for _ in range(40)]
+    entries = await asyncio.gather(*burst)
+    assert all(entry is not None for entry in entries)
+    assert verifier.reads - before == len(made)  # 120 requests, one read per key
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -25,7 +25,8 @@ def leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ..
     return [(path, command)]
 
 
-COMMANDS = leaves(typer.main.get_command(app))
+ROOT = typer.main.get_command(app)
+COMMANDS = leaves(ROOT)
 
 
 def section(path: tuple[str, ...]) -> str:
@@ -35,6 +36,12 @@ def section(path: tuple[str, ...]) -> str:
     rest = DOCS[heading.end() :]
     following = re.search(r"^## ", rest, re.MULTILINE)
     return rest[: following.start()] if following else rest
+
+
+def test_global_options_are_documented() -> None:
+    for param in ROOT.params:
+        for opt in param.opts:
+            assert f"`{opt}" in DOCS, opt
 
 
 def test_the_tree_is_walked() -> None:

@@ -18,8 +18,10 @@ from akener.keys.schemas import (
     KeyRead,
     KeyRotate,
     KeyUpdate,
+    LeakReport,
     StatusValue,
 )
+from akener.leaks import service as leaks
 from akener.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["keys"], route_class=AutoCommitRoute)
@@ -68,7 +70,7 @@ async def list_keys(
 
 
 @router.post(
-    "/keys", status_code=201, response_model=KeyCreated, responses=responses(*AUTH, 409, 422)
+    "/keys", status_code=201, response_model=KeyCreated, responses=responses(*AUTH, 400, 409, 422)
 )
 async def create_key(
     body: KeyCreate,
@@ -97,7 +99,9 @@ async def get_key(key_id: str, session: Session, actor: Actor) -> KeyRead:
     return KeyRead.model_validate(await service.get_key(session, actor, key_id))
 
 
-@router.patch("/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 404, 409, 422))
+@router.patch(
+    "/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 400, 404, 409, 422)
+)
 async def update_key(
     key_id: str,
     body: KeyUpdate,
@@ -128,7 +132,7 @@ async def update_key(
 @router.post(
     "/keys/{key_id}/rotate",
     response_model=KeyCreated,
-    responses=responses(*AUTH, 404, 409, 422),
+    responses=responses(*AUTH, 400, 404, 409, 422),
 )
 async def rotate_key(
     key_id: str,
@@ -159,6 +163,24 @@ async def delete_key(key_id: str, session: Session, actor: Actor) -> Response:
     """Delete a key for good."""
     await service.delete_key(session, actor, key_id)
     return Response(status_code=204)
+
+
+@router.post("/keys/{key_id}/leaked", response_model=KeyRead, responses=responses(*AUTH, 404, 422))
+async def report_leaked(
+    key_id: str,
+    body: LeakReport,
+    session: Session,
+    actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> KeyRead:
+    """Report the key as leaked: deactivated (unless AKENER_ON_LEAK=notify), audited, announced.
+
+    Needs ``api_keys.write``; a key may report itself. Repeating a report changes nothing more.
+    """
+    row = await leaks.report_leak(
+        session, actor, key_id, url=body.url, on_leak=runtime.settings.on_leak, now=runtime.clock()
+    )
+    return KeyRead.model_validate(row)
 
 
 @router.get("/whoami", response_model=KeyRead, responses=responses(401, 404, 503))

@@ -16,7 +16,9 @@ from akener.verify.service import verify_key
 router = APIRouter(prefix="/api/v1", tags=["verify"])
 
 
-@router.post("/keys/verify", response_model=VerifyResponse, responses=responses(401, 403, 422, 503))
+@router.post(
+    "/keys/verify", response_model=VerifyResponse, responses=responses(400, 401, 403, 422, 503)
+)
 async def verify(
     body: VerifyRequest,
     actor: Annotated[Principal, Depends(get_principal)],

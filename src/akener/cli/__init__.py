@@ -9,11 +9,12 @@ from typing import Annotated
 
 import typer
 
-from akener.cli import audit, db, keys, serve, users
-from akener.cli.startup import startup_failure
-from akener.db.errors import DATABASE_ERRORS
+from akener.cli import audit, db, keys, scan, serve, users, webhooks
 from akener.errors import AkenerError
-from akener.installation.home import HOME_VARIABLE, home_directory
+from akener.textsafe import printable
+
+# Nothing here imports SQLAlchemy, pydantic or the services: `akener --help` loads only Typer
+# (bench/cli_startup.py; tests/integration/test_cli_ops.py holds the line).
 
 app = typer.Typer(
     name="akener",
@@ -33,23 +34,27 @@ def options(
         typer.Option(
             "--dir",
             envvar="AKENER_HOME",
-            help="The installation's directory (its .env and SQLite database)"
-            " [default: AKENER_HOME or the working directory].",
+            help="The installation's directory, with its .env and SQLite database"
+            " (default: the working directory).",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     """Self-hosted API key service. Run 'akener serve' to start it."""
     if home is not None:
+        from akener.installation.home import HOME_VARIABLE, home_directory
+
         # Every command (and the server's workers) finds the installation through it.
         os.environ[HOME_VARIABLE] = str(home_directory(home))
 
 
 app.command("serve")(serve.serve)
+app.command("scan")(scan.scan)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(users.app, name="users")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:
@@ -57,10 +62,12 @@ def main() -> None:
     try:
         app()
     except AkenerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {printable(exc.message)}", err=True)
         sys.exit(1)
-    except DATABASE_ERRORS as exc:
+    except Exception as exc:
         # A database or disk failure (unreachable, full, read-only) is one line, not a traceback.
+        from akener.cli.startup import startup_failure
+
         message = startup_failure(exc)
         if message is None:
             raise

@@ -17,15 +17,22 @@ async def _nothing(_session: object) -> None:
     """A transaction that only runs the secret check every command runs first."""
 
 
+def refuse_unusable_secret(installation: Installation) -> None:
+    """A set but weak secret, or none at all outside SQLite, stops ``serve`` before anything
+    else (waiting for the database included): only a new SQLite installation gets one made."""
+    settings = installation.settings
+    problem = secret_problem(settings)
+    if problem and (settings.secret_key is not None or not settings.is_sqlite):
+        raise InvalidInput(f"{problem} (looked in {installation.env_file} and the environment)")
+
+
 def prepare(installation: Installation) -> Settings:
     """Create or upgrade the database (private files) and check the secret against its keys.
 
     Only a new SQLite installation (no secret set, no key in the database) gets a generated
     secret, written atomically to its .env: never one over existing keys (a lost .env)."""
     settings = installation.settings
-    problem = secret_problem(settings)
-    if problem and (settings.secret_key is not None or not settings.is_sqlite):
-        raise InvalidInput(f"{problem} (looked in {installation.env_file} and the environment)")
+    refuse_unusable_secret(installation)
     installation.prepare_database_file()
     migrate(settings)
     if settings.secret_key is None:

@@ -64,7 +64,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run akener. On SQLite it creates the database and a secret on first run."""
-    from akener.cli.install import prepare
+    from akener.cli.install import prepare, refuse_unusable_secret
     from akener.cli.startup import check_database, check_port
     from akener.installation.home import HOME_VARIABLE
 
@@ -72,6 +72,7 @@ def serve(
     chosen = server or installation.settings.server
     if chosen not in SERVERS:
         raise InvalidInput(f"unknown server {chosen!r}; choose one of: {', '.join(SERVERS)}")
+    refuse_unusable_secret(installation)
     check_port(host or installation.settings.host, port or installation.settings.port)
     check_database(installation.settings)
     settings = prepare(installation)

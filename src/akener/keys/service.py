@@ -19,6 +19,8 @@ from akener.accounts.permissions import (
 from akener.audit.service import diff, record_event
 from akener.db.base import utcnow
 from akener.errors import Conflict, InvalidInput, NotFound
+from akener.events.models import OutboxEvent
+from akener.events.outbox import emit_event
 from akener.keys import grants, listing, tokens
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
@@ -76,6 +78,7 @@ async def create_key(
     except IntegrityError as exc:
         raise _name_taken(name) from exc
     await _audit(session, actor, "key.created", key, diff({}, _audited(key)))
+    await emit_key_event(session, "key.created", key, actor.actor)
     return key, plaintext
 
 
@@ -203,6 +206,11 @@ async def _audit_update(
     if before["status"] != after["status"]:
         action = "key.activated" if key.is_active else "key.deactivated"
         await _audit(session, actor, action, key, diff(before, after))
+        await emit_key_event(session, action, key, actor.actor)
+    was = {k: v for k, v in before.items() if k != "status"}
+    now = {k: v for k, v in after.items() if k != "status"}
+    if was != now:
+        await emit_key_event(session, "key.updated", key, actor.actor, {"changes": diff(was, now)})
     if before["expires_at"] != after["expires_at"]:
         await _audit(session, actor, "key.expiry_changed", key, diff(before, after))
     if (before["scopes"], before["suspended_scopes"]) != (
@@ -264,6 +272,7 @@ async def rotate_key(
     await record_key_change(session, key.id)
     after = {"masked_key": key.masked_key, "previous_valid_until": key.previous_valid_until}
     await _audit(session, actor, "key.rotated", key, diff(_jsonable(before), _jsonable(after)))
+    await emit_key_event(session, "key.rotated", key, actor.actor, _jsonable(after))
     return key, plaintext
 
 
@@ -304,6 +313,7 @@ async def delete_key(session: AsyncSession, actor: Principal, key_id: str) -> Ap
     await KeyRepository(session).delete(key)
     await record_key_change(session, key.id)
     await _audit(session, actor, "key.deleted", key, diff(_audited(key), {}))
+    await emit_key_event(session, "key.deleted", key, actor.actor)
     return key
 
 
@@ -327,6 +337,37 @@ def _audited(key: ApiKey) -> dict[str, Any]:
             "expires_at": key.expires_at,
         }
     )
+
+
+def key_summary(key: ApiKey) -> dict[str, Any]:
+    """What events tell receivers about a key (never its digest or secret)."""
+    return _jsonable(
+        {
+            "id": key.id,
+            "name": key.name,
+            "masked_key": key.masked_key,
+            "status": key.status,
+            "scopes": list(key.scopes),
+            "expires_at": key.expires_at,
+            "created_at": key.created_at,
+        }
+    )
+
+
+async def emit_key_event(
+    session: AsyncSession,
+    event_type: str,
+    key: ApiKey,
+    actor: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    dedupe: str | None = None,
+    now: datetime | None = None,
+) -> OutboxEvent | None:
+    """Put an event about ``key`` in the outbox, in the caller's transaction (None: a
+    ``dedupe`` twin was already written)."""
+    data = {"key": key_summary(key), "actor": actor, **(extra or {})}
+    return await emit_event(session, event_type, key_id=key.id, data=data, dedupe=dedupe, now=now)
 
 
 async def _audit(
@@ -353,6 +394,11 @@ async def _load(session: AsyncSession, key_id: str, *, for_update: bool = False)
     if key is None:
         raise NotFound("no API key with that id")
     return key
+
+
+async def lock_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """The key with ``key_id``, locked for a change (no permission check: callers do it)."""
+    return await _load(session, key_id, for_update=True)
 
 
 async def get_calling_key(session: AsyncSession, actor: Principal) -> ApiKey:

@@ -27,6 +27,7 @@ from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
 from akener.verify.bearer import REJECTED_MESSAGE
 from akener.verify.cache import MISS, CachedKey, KeyCache, Miss
+from akener.verify.refusals import RefusalRecorder
 from akener.verify.retire import DigestRetirer
 from akener.verify.throttle import FailureThrottle, Network, client_address
 from akener.verify.usage import UsageRecorder
@@ -107,7 +108,9 @@ class Verifier:
         throttle: FailureThrottle | None = None,
         retirer: DigestRetirer | None = None,
         proxies: Sequence[Network] = (),
+        refusals: RefusalRecorder | None = None,
     ) -> None:
+        self.refusals = refusals
         self._sessionmaker = sessionmaker
         self._peppers = peppers
         self._digest = tokens.digester(peppers.by_version[peppers.current])
@@ -200,6 +203,8 @@ class Verifier:
         verdict = judge(entry, self.now())
         if verdict is Verdict.VALID and entry is not None and self.usage is not None:
             self.usage.record(entry.id)
+        elif entry is not None and self.refusals is not None:
+            self.refusals.note(entry.id, verdict.value, client, self.now())
         return verdict, entry
 
     async def verify(self, key: str, client: str | None = None) -> VerifiedKey:

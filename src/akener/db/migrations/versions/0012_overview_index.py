@@ -1,7 +1,7 @@
 """a covering index for the overview's traffic across keys
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03
 
 Expand-only (docs/operations.md, "Upgrading a fleet"): one new index, nothing an older akener
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
