@@ -100,6 +100,7 @@ def test_no_page_scrolls_sideways_and_no_cell_spills(
         others = [
             "/manage/users",
             "/manage/roles",
+            "/manage/webhooks",
             "/manage/api-keys/new",
             "/manage/api-keys?sort=name",
         ]
@@ -199,6 +200,7 @@ def test_every_page_passes_axe_without_serious_violations(
             "/manage/api-keys?sort=digest",
             "/manage/users",
             "/manage/roles",
+            "/manage/webhooks",
             "/manage/audit?since=not-a-date",
         ]
         for path in [*_pages(ids), *extra]:
