@@ -165,7 +165,9 @@ async def delete_key(key_id: str, session: Session, actor: Actor) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/keys/{key_id}/leaked", response_model=KeyRead, responses=responses(*AUTH, 404, 422))
+@router.post(
+    "/keys/{key_id}/leaked", response_model=KeyRead, responses=responses(*AUTH, 400, 404, 422)
+)
 async def report_leaked(
     key_id: str,
     body: LeakReport,

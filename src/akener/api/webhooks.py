@@ -37,7 +37,7 @@ NO_STORE = "no-store"
     "/webhooks",
     status_code=201,
     response_model=WebhookCreated,
-    responses=responses(*AUTH, 409, 422),
+    responses=responses(*AUTH, 400, 409, 422),
 )
 async def create_webhook(
     body: WebhookCreate, session: Session, actor: Actor, runtime: Rt, response: Response
@@ -71,7 +71,7 @@ async def get_webhook(webhook_id: str, session: Session, actor: Actor) -> Webhoo
 
 
 @router.patch(
-    "/webhooks/{webhook_id}", response_model=WebhookRead, responses=responses(*AUTH, 404, 422)
+    "/webhooks/{webhook_id}", response_model=WebhookRead, responses=responses(*AUTH, 400, 404, 422)
 )
 async def update_webhook(
     webhook_id: str, body: WebhookUpdate, session: Session, actor: Actor, runtime: Rt
@@ -99,7 +99,7 @@ async def delete_webhook(webhook_id: str, session: Session, actor: Actor) -> Res
 @router.post(
     "/webhooks/{webhook_id}/rotate-secret",
     response_model=WebhookCreated,
-    responses=responses(*AUTH, 404, 422),
+    responses=responses(*AUTH, 400, 404, 422),
 )
 async def rotate_webhook_secret(
     webhook_id: str,
