@@ -27,6 +27,7 @@ from akener.settings import Settings
 from akener.verify.hostcounter import PREFIX, default_dir
 
 TEST_SECRET = "test-secret-" + "s" * 40
+LOCAL_NOWHERE = "http://127.0.0.1:9/nothing-listens-here"
 PG_URL = os.environ.get("AKENER_TEST_DATABASE_URL", "")
 
 
@@ -121,7 +122,13 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """Settings for a test: its own database, a fixed secret, nothing read from .env."""
-    return Settings(database_url=database_url, secret_key=TEST_SECRET, _env_file=None)  # type: ignore[call-arg]
+    return Settings(  # type: ignore[call-arg]
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        _env_file=None,
+        # Never GitHub's real key list: tests reach nothing off this machine.
+        github_scanning_keys_url=LOCAL_NOWHERE,
+    )
 
 
 @pytest.fixture

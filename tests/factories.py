@@ -11,6 +11,7 @@ from akener.accounts import passwords
 from akener.accounts.models import Role, User
 from akener.accounts.permissions import ALL_PERMISSIONS, CLI_PRINCIPAL
 from akener.accounts.repository import RoleRepository
+from akener.db.engine import begin_write
 from akener.keys import service
 from akener.keys.models import ApiKey, KeyStatus
 from akener.runtime import Runtime
@@ -55,6 +56,9 @@ async def make_user(
     if password not in _HASHES:
         _HASHES[password] = await passwords.hash_password(password)
     async with runtime.sessionmaker() as session:
+        # A write from the start: a read upgraded to a write fails on SQLite if the background
+        # sender committed in between.
+        await begin_write(session)
         found = await RoleRepository(session).get_by_names(list(roles))
         assert len(found) == len(roles), f"unknown role among {roles}"
         user = User(
@@ -111,7 +115,7 @@ class FakeClock:
 
 
 # The one-time panel renders a new key as an input's value.
-SECRET_RE = re.compile(r'value="(akener_[0-9a-f]{64})"')
+SECRET_RE = re.compile(r'(?:value="|>)(akener_[0-9a-f]{64})(?:"|<)')  # an input's or a textarea's
 
 
 async def sign_in_owner(client: httpx.AsyncClient, runtime: Runtime) -> str:

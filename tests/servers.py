@@ -45,6 +45,8 @@ def akener_env(database_url: str | None, secret: str | None, **extra: str) -> di
     directory, no secret means none is set (as on a newcomer's first run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKENER_")}
     env["AKENER_LOG_LEVEL"] = "warning"
+    # Tests reach nothing off this machine (GitHub's key list included).
+    env["AKENER_GITHUB_SCANNING_KEYS_URL"] = "http://127.0.0.1:9/nothing-listens-here"
     if database_url is not None:
         env["AKENER_DATABASE_URL"] = database_url
     if secret is not None:

@@ -13,11 +13,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from akener import __version__
 from akener.api.audit import router as audit_router
 from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
+from akener.api.docs import STATIC_PREFIX, install_docs
 from akener.api.errors import install_error_handlers
+from akener.api.hooks import router as hooks_router
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
 from akener.api.owners import router as owners_router
 from akener.api.verify import router as verify_router
+from akener.api.webhooks import router as webhooks_router
 from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
 from akener.installation.home import locate
@@ -32,6 +35,7 @@ log = logging.getLogger("akener")
 
 # Served by the API app although outside /api: its OpenAPI description and the docs pages.
 API_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOCS_STATIC = STATIC_PREFIX + "/"
 
 
 def build_api() -> FastAPI:
@@ -40,12 +44,17 @@ def build_api() -> FastAPI:
         title="akener",
         version=__version__,
         description="Self-hosted API keys. Every /api/v1 request needs a Bearer key.",
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(api)
+    install_docs(api)
     api.include_router(verify_router)
     api.include_router(keys_router)
     api.include_router(owners_router)
     api.include_router(audit_router)
+    api.include_router(webhooks_router)
+    api.include_router(hooks_router)
     return api
 
 
@@ -69,7 +78,9 @@ class AkenerApp:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """/api (every spelling) and the API docs go to the API; the rest is the dashboard."""
         path = scope.get("path", "")
-        if is_api_path(path) or path in API_DOC_PATHS:
+        if path.startswith("/hooks/"):
+            await self.api(scope, receive, send)  # signed by their senders, not by akener keys
+        elif is_api_path(path) or path in API_DOC_PATHS or path.startswith(DOCS_STATIC):
             await self._api_stack(scope, receive, send)
         else:
             await self._web_stack(scope, receive, send)

@@ -14,7 +14,7 @@ from datetime import timedelta
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 UNIT_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
 # No sign, no fraction, no spaces inside: one whole number and one unit letter.
-_DURATION_RE = re.compile(r"(\d{1,9})([smhdw])")
+_DURATION_RE = re.compile(r"([0-9]{1,9})([smhdw])")  # ASCII digits only
 EXAMPLES = "such as 4w, 90d, 12h, 30m or 45s"
 # Beyond any sensible expiry or retention, and far inside what ``timedelta`` can hold.
 LONGEST = timedelta(days=100 * 365)
@@ -41,7 +41,7 @@ def parse_duration(
     if match is None:
         if not value:
             problem = "is empty"
-        elif value.isdigit():
+        elif value.isascii() and value.isdigit():
             problem = f"needs a unit: {value!r} alone could mean seconds or days"
         else:
             problem = f"is not a duration: {text.strip()[:40]!r}"

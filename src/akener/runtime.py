@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -20,9 +20,14 @@ from akener.db.errors import DATABASE_ERRORS, describe
 from akener.db.migrate import current_revision, head_revision, is_known_revision
 from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
+from akener.events.delivery import Poster
+from akener.events.sealing import SecretBox
+from akener.events.sender import WebhookSender
 from akener.installation.service import check_secrets
 from akener.keys.events import install_listeners
+from akener.keys.expiry import announce_expiries
 from akener.keys.peppers import Peppers
+from akener.leaks.github import GitHubKeys
 from akener.retention import service as retention
 from akener.retention.service import RetentionPolicy
 from akener.settings import Settings, secret_problem
@@ -30,6 +35,7 @@ from akener.verify.cache import KeyCache
 from akener.verify.freshness import SqliteChangeWatch, sqlite_path
 from akener.verify.hostcounter import HostChangeCounter, open_host_counter
 from akener.verify.listener import PgChangeListener, asyncpg_dsn
+from akener.verify.refusals import RefusalRecorder
 from akener.verify.retire import DigestRetirer
 from akener.verify.service import Verifier
 from akener.verify.shared import SharedWindows
@@ -49,6 +55,9 @@ class Runtime:
     peppers: Peppers
     verifier: Verifier
     usage: UsageRecorder
+    box: SecretBox
+    sender: WebhookSender
+    github_keys: GitHubKeys
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
     guard: SqliteFileGuard | None = None
@@ -102,6 +111,7 @@ class Runtime:
                 raise
         cache = KeyCache(settings.cache_max_keys, settings.cache_max_unknown)
         usage = UsageRecorder(sessionmaker)
+        refusals = RefusalRecorder(sessionmaker)
         listener, watch, counter = None, None, None
         fresh: Callable[[], bool] | None = None
         if settings.is_sqlite:
@@ -126,6 +136,7 @@ class Runtime:
             throttle=FailureThrottle(settings.verify_max_failures, settings.verify_failure_window),
             retirer=DigestRetirer(sessionmaker),
             proxies=parse_networks(settings.trusted_proxies),
+            refusals=refusals,
             # The hot path reads POSIX seconds; an injected clock (tests) is converted.
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
             shared=SharedWindows.from_url(settings.redis_url) if settings.redis_url else None,
@@ -134,6 +145,19 @@ class Runtime:
         # Forget first, then tell the other processes of this host (before the answer is sent).
         after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
         install_listeners(sessionmaker, after_change)
+        box = SecretBox.from_secrets(secrets_by_version, settings.secret_key_version)
+        sender = WebhookSender(
+            sessionmaker,
+            box,
+            Poster(
+                allow_private=settings.webhooks_allow_private,
+                timeout=settings.webhooks_timeout_seconds,
+            ),
+            clock=clock,
+            poll_seconds=settings.webhooks_poll_seconds,
+            periodic=announce_expiries,
+            lease=timedelta(seconds=settings.webhooks_lease_seconds),
+        )
         runtime = cls(
             settings,
             engine,
@@ -141,6 +165,9 @@ class Runtime:
             peppers,
             verifier,
             usage,
+            box,
+            sender,
+            GitHubKeys(settings.github_scanning_keys_url, settings.github_scanning_keys_file),
             listener,
             watch,
             guard,
@@ -154,6 +181,12 @@ class Runtime:
         )
         if guard is not None:
             runtime.tasks.append(asyncio.create_task(guard.run(), name="akener-file-guard"))
+        runtime.tasks.append(asyncio.create_task(sender.run(), name="akener-webhooks"))
+        runtime.tasks.append(
+            asyncio.create_task(
+                refusals.run(settings.usage_flush_seconds, verifier.now), name="akener-refusals"
+            )
+        )
         if settings.prune_interval is not None:
             job = retention.run_periodically(
                 sessionmaker, RetentionPolicy.of(settings), settings.prune_interval, clock
@@ -168,10 +201,16 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        await self.sender.poster.close()
         if self.listener is not None:
             await self.listener.close()
         if self.verifier.retirer is not None:
             await self.verifier.retirer.wait()
+        if self.verifier.refusals is not None:
+            try:
+                await self.verifier.refusals.flush()
+            except DATABASE_ERRORS as exc:
+                log.warning("could not record refused keys at shutdown: %s", describe(exc))
         try:
             await self.usage.close()
         except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept

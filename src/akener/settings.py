@@ -90,11 +90,18 @@ class Settings(BaseSettings):
     retention_audit: timedelta | None = timedelta(days=365)
     retention_usage: timedelta | None = timedelta(days=400)
     retention_sessions: timedelta | None = timedelta(days=1)
+    # Delivered (or given-up) events, kept as a change log this long (docs/events.md).
+    retention_events: timedelta | None = timedelta(days=30)
     # How often each server process prunes; 0 turns the job off (then run `akener db prune`).
     prune_interval: timedelta | None = timedelta(hours=1)
 
     @field_validator(
-        "retention_audit", "retention_usage", "retention_sessions", "prune_interval", mode="before"
+        "retention_audit",
+        "retention_usage",
+        "retention_sessions",
+        "retention_events",
+        "prune_interval",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: Any, info: Any) -> Any:
@@ -121,6 +128,18 @@ class Settings(BaseSettings):
     credits_on_store_error: Literal["allow", "deny"] = "deny"
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None
+
+    # Webhooks (docs/events.md).
+    webhooks_allow_private: bool = False  # loopback/private receivers (tests, closed networks)
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhooks_max_endpoints: int = Field(default=50, ge=1, le=10_000)
+    webhooks_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long the sender's lease lasts: a sender that dies is replaced within this long.
+    webhooks_lease_seconds: float = Field(default=30.0, ge=1, le=600)
+    # Leaked keys (docs/leaks.md): "deactivate" a reported key, or only "notify".
+    on_leak: Literal["deactivate", "notify"] = "deactivate"
+    github_scanning_keys_url: str = "https://api.github.com/meta/public_keys/secret_scanning"
+    github_scanning_keys_file: str | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -103,8 +103,8 @@ def unique(prefix: str) -> str:
 
 
 def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
-    """Sign in through the form, as a person would."""
-    page.goto("/login")
+    """Sign in through the form, as a person would, and land on the keys page."""
+    page.goto("/login?next=/manage/api-keys")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()

@@ -42,11 +42,11 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 page = browser.new_page(
-                    viewport={"width": 1200, "height": 760},
+                    viewport={"width": 1200, "height": 900},
                     base_url=live.url,
                     reduced_motion="reduce",
                 )
-                page.goto("/login")
+                page.goto("/login?next=/manage/api-keys")
                 page.get_by_label("Email").fill("ada@example.com")
                 page.get_by_label("Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign in").click()

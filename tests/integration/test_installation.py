@@ -3,6 +3,7 @@ silence, private files, and a server secret that must be strong whatever the ent
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pty
@@ -20,8 +21,9 @@ from akener.accounts.permissions import CLI_PRINCIPAL
 from akener.accounts.sessions import setup_token, setup_token_valid
 from akener.app import AkenerApp, create_app
 from akener.db.base import utcnow
-from akener.db.engine import begin_write
+from akener.db.engine import begin_write, make_engine
 from akener.errors import InvalidInput
+from akener.installation.service import fingerprint
 from akener.keys.service import create_key
 from akener.runtime import Runtime
 from akener.settings import Settings
@@ -44,11 +46,9 @@ def test_a_lost_env_is_refused_by_serve_and_every_command(tmp_path: Path) -> Non
     with AkenerServer(env, tmp_path):
         created = akener_cli(env, tmp_path, "keys", "create", "--name", "Deploy")
         assert created.returncode == 0, created.stderr
-    # every file akener created is readable by its owner only
-    for name in (".env", "akener.db", "akener.db-wal", "akener.db-shm"):
-        path = tmp_path / name
-        if path.exists() or name in (".env", "akener.db"):
-            assert path.stat().st_mode & 0o777 == 0o600, name
+        # every file akener created is readable by its owner only (WAL and SHM while it runs)
+        for name in (".env", "akener.db", "akener.db-wal", "akener.db-shm"):
+            assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
     original = (tmp_path / ".env").read_text()
 
     (tmp_path / ".env").unlink()  # the operator loses the .env
@@ -159,13 +159,18 @@ async def test_secret_rotation_keeps_working_and_a_wrong_secret_is_refused(
         await session.commit()
     await runtime.close()
 
-    rotated = settings.model_copy(
-        update={
-            "secret_key": SecretStr(STRONG),
-            "secret_key_version": 2,
-            "old_secret_keys": f"1:{TEST_SECRET}",
-        }
+    # a secret that is not the one version 1 keys were made with, or no secret for them at all
+    replaced = settings.model_copy(update={"secret_key": SecretStr(STRONG)})
+    with pytest.raises(InvalidInput, match="secret for version 1 is not the one"):
+        await Runtime.start(replaced)
+    moved_on = settings.model_copy(
+        update={"secret_key": SecretStr(STRONG), "secret_key_version": 2}
     )
+    with pytest.raises(InvalidInput, match="no configured server secret matches"):
+        await Runtime.start(moved_on)
+
+    # the documented rotation: a new current version, the old secret kept
+    rotated = moved_on.model_copy(update={"old_secret_keys": f"1:{TEST_SECRET}"})
     app = AkenerApp(rotated)
     async with (
         app.running(),
@@ -175,13 +180,6 @@ async def test_secret_rotation_keeps_working_and_a_wrong_secret_is_refused(
     ):
         me = await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {key}"})
         assert me.status_code == 200 and me.json()["name"] == "Old"
-
-    dropped = rotated.model_copy(update={"old_secret_keys": ""})
-    with pytest.raises(InvalidInput, match="no configured server secret matches"):
-        await Runtime.start(dropped)
-    replaced = settings.model_copy(update={"secret_key": SecretStr(STRONG)})
-    with pytest.raises(InvalidInput, match="secret for version 1 is not the one"):
-        await Runtime.start(replaced)
 
 
 def test_first_run_setup_link_only_on_a_terminal(tmp_path: Path) -> None:
@@ -247,3 +245,19 @@ async def test_an_expired_setup_link_is_refused_by_the_page(
     assert answer.status_code == 404 and "setup-link" in answer.text
     fresh = setup_token(TEST_SECRET.encode())
     assert (await client.get(f"/setup?token={fresh}")).status_code == 200
+
+
+async def test_workers_starting_together_record_each_fingerprint_once(settings: Settings) -> None:
+    runtimes = await asyncio.gather(*(Runtime.start(settings) for _ in range(4)))
+    for runtime in runtimes:
+        await runtime.close()
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.exec_driver_sql("SELECT version, fingerprint FROM server_secrets")
+            ).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, fingerprint(TEST_SECRET.encode(), 1))]
+    assert TEST_SECRET not in str(rows)

@@ -186,7 +186,13 @@ async def test_dashboard_route_answers_a_page_to_odd_input(
                 url = re.sub(r"\{[^}]+\}", odd, path)
                 data = _form(path, csrf) if method == "POST" else None
                 _no_server_error(await web.request(method, url, data=data), f"{method} {url}")
-        url = path.format(key_id=key.id, user_id=member.id, role_id=role.id)
+        url = path.format(
+            key_id=key.id,
+            user_id=member.id,
+            role_id=role.id,
+            webhook_id="0" * 32,  # unknown: the page answers 404, never a 500
+            delivery_id="0" * 32,
+        )
         for field in ROUTE_FIELDS.get(path, FORM_FIELDS):
             for odd in FORM_ODD:
                 if method == "GET":

@@ -84,7 +84,7 @@ async def test_a_deactivation_does_not_wait_behind_sign_ins(
     """On SQLite one writer at a time holds the database: sign-ins busy checking passwords
     must not hold it, so a deactivation goes through at once."""
     key_id = (await make_key(runtime, "Leaked"))[0].id
-    slow = 0.4  # each password check takes this long (a slow Argon2 on a busy machine)
+    slow = 1.0  # each password check takes this long (a slow Argon2 on a busy machine)
 
     def slow_verify(stored: str | None, password: str) -> bool:
         time.sleep(slow)

@@ -29,7 +29,7 @@ class UserRepository:
 
     async def get_by_id(self, user_id: str, *, fresh: bool = False) -> User | None:
         """The user with that id, or None; ``fresh`` reads the row again from the database."""
-        if len(user_id) > 64:
+        if len(user_id) > 64 or "\x00" in user_id:  # PostgreSQL refuses NUL in text
             return None
         return await self.session.get(User, user_id, populate_existing=fresh)
 
@@ -39,7 +39,9 @@ class UserRepository:
 
     async def get_by_ids(self, user_ids: Sequence[str]) -> list[User]:
         """The users with these ids (unknown ids are simply absent)."""
-        stmt = select(User).where(User.id.in_([i for i in user_ids if len(i) <= 64]))
+        stmt = select(User).where(
+            User.id.in_([i for i in user_ids if len(i) <= 64 and "\x00" not in i])
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def list_all(self) -> list[User]:
@@ -67,7 +69,7 @@ class RoleRepository:
 
     async def get_by_id(self, role_id: str) -> Role | None:
         """The role with that id, or None."""
-        if len(role_id) > 64:
+        if len(role_id) > 64 or "\x00" in role_id:  # PostgreSQL refuses NUL in text
             return None
         return await self.session.get(Role, role_id)
 
@@ -79,7 +81,9 @@ class RoleRepository:
 
     async def get_by_ids(self, role_ids: Sequence[str]) -> list[Role]:
         """The roles with these ids."""
-        stmt = select(Role).where(Role.id.in_(list(role_ids)))
+        stmt = select(Role).where(
+            Role.id.in_([i for i in role_ids if len(i) <= 64 and "\x00" not in i])
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def list_all(self) -> list[Role]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from akener.api.docs import allowed_methods
 from akener.db.errors import DATABASE_ERRORS, RateLimitedLog, describe, is_database_error
 from akener.errors import AkenerError
 
@@ -110,16 +111,24 @@ async def _on_akener_error(_request: Request, exc: Exception) -> Response:
 async def _on_validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     fields = [_describe(e) for e in exc.errors()]
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        # Not a value that breaks a rule: a body that cannot be read at all (documented as 400).
+        return error_response(400, "BAD_REQUEST", "the body is not valid JSON", fields)
     return error_response(422, "VALIDATION_ERROR", "the request is not valid", fields)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> Response:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = CODE_BY_STATUS.get(exc.status_code, "ERROR")
     message = {404: "no such resource", 405: "method not allowed"}.get(exc.status_code)
     response = error_response(exc.status_code, code, message or str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        # The router names only the methods of the first route it matched; a path may have more.
+        allowed = allowed_methods(request.app, request.url.path)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
     return response
 
 

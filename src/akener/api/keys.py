@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +18,12 @@ from akener.keys.schemas import (
     KeyRead,
     KeyRotate,
     KeyUpdate,
+    LeakReport,
     StatusValue,
     credits_in,
     windows_in,
 )
+from akener.leaks import service as leaks
 from akener.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["keys"], route_class=AutoCommitRoute)
@@ -37,22 +39,42 @@ NO_STORE = "no-store"
 async def list_keys(
     session: Session,
     actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: StatusValue | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    expiry: Annotated[Literal["expired", "expiring", "never"] | None, Query()] = None,
+    scope: Annotated[str | None, Query(max_length=100)] = None,
+    sort: Annotated[
+        Literal["-created", "created", "name", "-name", "-last_used", "last_used"], Query()
+    ] = "-created",
     owner_id: Annotated[str | None, Query(max_length=128)] = None,
 ) -> KeyPage:
-    """Keys newest first; filter by status or owner id, search by name, page with
-    ``next_cursor``."""
+    """Keys newest first unless ``sort`` says otherwise; filters; pages with ``next_cursor``.
+
+    ``expiry``: ``expired``, ``expiring`` (within 7 days) or ``never``; ``scope``: keys holding
+    that scope; ``owner_id``: that owner's keys; ``sort``: ``name``, ``created`` or
+    ``last_used``, ``-`` first for descending (never-used keys come last either way).
+    """
     rows, next_cursor = await service.list_keys(
-        session, actor, limit=limit, cursor=cursor, status=status, q=q, owner_id=owner_id
+        session,
+        actor,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        q=q,
+        expiry=expiry,
+        scope=scope,
+        sort=sort,
+        now=runtime.clock(),
+        owner_id=owner_id,
     )
     return KeyPage(items=[KeyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post(
-    "/keys", status_code=201, response_model=KeyCreated, responses=responses(*AUTH, 409, 422)
+    "/keys", status_code=201, response_model=KeyCreated, responses=responses(*AUTH, 400, 409, 422)
 )
 async def create_key(
     body: KeyCreate,
@@ -85,7 +107,9 @@ async def get_key(key_id: str, session: Session, actor: Actor) -> KeyRead:
     return KeyRead.model_validate(await service.get_key(session, actor, key_id))
 
 
-@router.patch("/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 404, 409, 422))
+@router.patch(
+    "/keys/{key_id}", response_model=KeyRead, responses=responses(*AUTH, 400, 404, 409, 422)
+)
 async def update_key(
     key_id: str,
     body: KeyUpdate,
@@ -123,7 +147,7 @@ async def update_key(
 @router.post(
     "/keys/{key_id}/rotate",
     response_model=KeyCreated,
-    responses=responses(*AUTH, 404, 409, 422),
+    responses=responses(*AUTH, 400, 404, 409, 422),
 )
 async def rotate_key(
     key_id: str,
@@ -154,6 +178,26 @@ async def delete_key(key_id: str, session: Session, actor: Actor) -> Response:
     """Delete a key for good."""
     await service.delete_key(session, actor, key_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/keys/{key_id}/leaked", response_model=KeyRead, responses=responses(*AUTH, 400, 404, 422)
+)
+async def report_leaked(
+    key_id: str,
+    body: LeakReport,
+    session: Session,
+    actor: Actor,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> KeyRead:
+    """Report the key as leaked: deactivated (unless AKENER_ON_LEAK=notify), audited, announced.
+
+    Needs ``api_keys.write``; a key may report itself. Repeating a report changes nothing more.
+    """
+    row = await leaks.report_leak(
+        session, actor, key_id, url=body.url, on_leak=runtime.settings.on_leak, now=runtime.clock()
+    )
+    return KeyRead.model_validate(row)
 
 
 @router.get("/whoami", response_model=KeyRead, responses=responses(401, 404, 503))

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["verify"])
 
 
 @router.post(
-    "/keys/verify", response_model=VerifyResponse, responses=responses(401, 403, 422, 429, 503)
+    "/keys/verify", response_model=VerifyResponse, responses=responses(400, 401, 403, 422, 429, 503)
 )
 async def verify(
     body: VerifyRequest,

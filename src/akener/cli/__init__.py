@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from akener.cli import audit, db, keys, serve, users
+from akener.cli import audit, db, keys, scan, serve, users, webhooks
 from akener.errors import AkenerError
+from akener.textsafe import printable
 
 # Nothing here imports SQLAlchemy, pydantic or the services: `akener --help` loads only Typer
 # (bench/cli_startup.py; tests/integration/test_cli_ops.py holds the line).
@@ -33,8 +34,8 @@ def options(
         typer.Option(
             "--dir",
             envvar="AKENER_HOME",
-            help="The installation's directory (its .env and SQLite database)"
-            " [default: AKENER_HOME or the working directory].",
+            help="The installation's directory, with its .env and SQLite database"
+            " (default: the working directory).",
             show_default=False,
         ),
     ] = None,
@@ -48,10 +49,12 @@ def options(
 
 
 app.command("serve")(serve.serve)
+app.command("scan")(scan.scan)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(users.app, name="users")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:
@@ -59,7 +62,7 @@ def main() -> None:
     try:
         app()
     except AkenerError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {printable(exc.message)}", err=True)
         sys.exit(1)
     except Exception as exc:
         # A database or disk failure (unreachable, full, read-only) is one line, not a traceback.

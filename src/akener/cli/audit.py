@@ -13,6 +13,7 @@ import typer
 
 from akener.cli.common import in_transaction, load_settings, quiet_on_closed_pipe
 from akener.errors import InvalidInput
+from akener.textsafe import csv_cell
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,12 +34,14 @@ class _Writer:
 
     def write(self, row: AuditEventRead) -> None:
         self.count += 1
-        if self.csv is None:
-            self.out.write(row.model_dump_json() + "\n")
-            return
         data = row.model_dump(mode="json")
+        if self.csv is None:
+            # ensure_ascii: JSON escapes C0 controls but not DEL or C1 (\x9b starts a terminal
+            # command too); as \uXXXX every one is data, and the line stays exact.
+            self.out.write(json.dumps(data, ensure_ascii=True) + "\n")
+            return
         data["changes"] = json.dumps(data["changes"]) if data["changes"] is not None else ""
-        self.csv.writerow(data)
+        self.csv.writerow({k: csv_cell(v) if isinstance(v, str) else v for k, v in data.items()})
 
 
 @app.command("export")

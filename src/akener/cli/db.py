@@ -31,7 +31,7 @@ def migrate(settings: Settings) -> None:
     from akener.db.migrate import upgrade as run_upgrade
 
     async def _run() -> str | None:
-        engine = engine_for(settings)
+        engine = engine_for(settings, migrations=True)
         try:
             return await run_upgrade(engine)
         finally:
@@ -70,7 +70,8 @@ def prune() -> None:
     result = in_transaction(settings, work)
     typer.echo(
         f"Pruned {result.audit_events} audit events, {result.usage_days} usage days, "
-        f"{result.ended_sessions} ended sessions and {result.login_failures} failed sign-ins.",
+        f"{result.ended_sessions} ended sessions, {result.login_failures} failed sign-ins "
+        f"and {result.events} delivered events.",
         err=True,
     )
 

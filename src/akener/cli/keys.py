@@ -27,6 +27,7 @@ from akener.cli.limit_options import (
     parse_window,
 )
 from akener.errors import InvalidInput
+from akener.textsafe import printable
 
 if TYPE_CHECKING:
     # Imported inside the commands at run time: they pull in SQLAlchemy (bench/cli_startup.py).
@@ -178,7 +179,8 @@ def _print_keys(
         typer.echo(
             f"{key.id:32}  {status:8}  {table_tail(key.masked_key):32}  "
             f"{_when(key.last_used_at, 'never'):19}  {_when(key.expires_at, '-'):19}  "
-            f"{'+'.join(f'v{v}' for v in versions):6}  {key.request_count:>9}  {key.name}"
+            f"{'+'.join(f'v{v}' for v in versions):6}  {key.request_count:>9}  "
+            f"{printable(key.name)}"
         )
 
 
@@ -219,6 +221,25 @@ def activate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 def deactivate(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Switch a key off: it is refused from now on, and can be switched on again."""
     _set_status(key_id, "INACTIVE")
+
+
+@app.command("leaked")
+def leaked(
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    url: Annotated[str | None, typer.Option("--url", help="Where the key was found.")] = None,
+) -> None:
+    """Report a key as leaked: deactivated (or only announced, AKENER_ON_LEAK=notify),
+    audited as key.leaked and sent to webhooks."""
+    from akener.accounts.permissions import CLI_PRINCIPAL
+    from akener.leaks.service import report_leak
+
+    settings = load_settings()
+
+    async def work(session: AsyncSession) -> ApiKey:
+        return await report_leak(session, CLI_PRINCIPAL, key_id, url=url, on_leak=settings.on_leak)
+
+    key = in_transaction(settings, work)
+    typer.echo(f"Reported key {key.name!r} as leaked; it is now {key.status}.", err=True)
 
 
 @app.command("update")

@@ -131,7 +131,7 @@ def _reason(exc: BaseException) -> str:
 
 def startup_failure(exc: BaseException) -> str | None:
     """One line for a start-up failure of the disk or the database; None for anything else."""
-    if isinstance(exc, BrokenPipeError):
+    if not isinstance(exc, DATABASE_ERRORS) or isinstance(exc, BrokenPipeError):
         return None  # stdout closed by a pager or `head`: not a database or disk failure
     if isinstance(exc, OSError) and exc.errno in _FILE_ERRORS:
         # Raised by akener's own file writes (.env); the database's come wrapped by SQLAlchemy.

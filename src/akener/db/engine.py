@@ -19,42 +19,46 @@ if TYPE_CHECKING:
 
 WRITE_OPTION = "akener_write"
 
-# Defaults of the AKENER_DB_*_TIMEOUT_SECONDS settings (docs/configuration.md).
-CONNECT_TIMEOUT = 5.0
-QUERY_TIMEOUT = 10.0
-POOL_TIMEOUT = 5.0
+SQLITE_BUSY_SECONDS = 15.0  # without a query timeout: how long a SQLite writer waits for the lock
 
 
 def make_engine(
     url: str,
     *,
-    connect_timeout: float = CONNECT_TIMEOUT,
-    query_timeout: float = QUERY_TIMEOUT,
-    pool_timeout: float = POOL_TIMEOUT,
+    connect_timeout: float | None = None,
+    query_timeout: float | None = None,
+    pool_timeout: float | None = None,
     before_begin: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> AsyncEngine:
-    """An async engine whose every wait is bounded on the client side.
+    """An async engine; the timeouts given bound every wait on the client side.
 
     PostgreSQL (asyncpg): ``timeout`` bounds a new connection (TCP and start-up handshake),
     ``command_timeout`` every statement, ``pool_timeout`` the wait for a free pooled
     connection. They hold through PgBouncer and against a frozen server, where server-side
     settings (``statement_timeout``) would never fire. SQLite: the query timeout is the busy
-    timeout (how long a writer waits for the lock). ``before_begin`` runs before every
+    timeout (how long a writer waits for the lock). None leaves the driver's default (no bound
+    on a statement: migrations and test fixtures). ``before_begin`` runs before every
     transaction and may raise to refuse it (the SQLite file guard).
     """
     # SQL parameters (digests, session ids, CSRF tokens, hashes) never reach a log line.
     kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_pre_ping", True)
-        kwargs.setdefault("pool_timeout", pool_timeout)
-        connect_args = {"timeout": connect_timeout, "command_timeout": query_timeout}
+        if pool_timeout is not None:
+            kwargs.setdefault("pool_timeout", pool_timeout)
+        connect_args: dict[str, float] = {}
+        if connect_timeout is not None:
+            connect_args["timeout"] = connect_timeout
+        if query_timeout is not None:
+            connect_args["command_timeout"] = query_timeout
         engine = create_async_engine(url, connect_args=connect_args, **kwargs)
         if before_begin is not None:
             event.listen(engine.sync_engine, "begin", lambda _conn: before_begin())
         return engine
-    engine = create_async_engine(url, connect_args={"timeout": query_timeout}, **kwargs)
-    _configure_sqlite(engine, int(query_timeout * 1000), before_begin)
+    busy = query_timeout if query_timeout is not None else SQLITE_BUSY_SECONDS
+    engine = create_async_engine(url, connect_args={"timeout": busy}, **kwargs)
+    _configure_sqlite(engine, int(busy * 1000), before_begin)
     return engine
 
 
@@ -83,13 +87,18 @@ def _configure_sqlite(
 
 
 def engine_for(
-    settings: Settings, *, before_begin: Callable[[], None] | None = None
+    settings: Settings,
+    *,
+    before_begin: Callable[[], None] | None = None,
+    migrations: bool = False,
 ) -> AsyncEngine:
-    """The engine a ``Settings`` describes, with its timeouts."""
+    """The engine a ``Settings`` describes, with its timeouts. For ``migrations`` statements
+    are not bounded: building an index on a big table, or waiting for another host's
+    migration to finish, may take longer than any request should."""
     return make_engine(
         settings.database_url,
         connect_timeout=settings.db_connect_timeout_seconds,
-        query_timeout=settings.db_query_timeout_seconds,
+        query_timeout=None if migrations else settings.db_query_timeout_seconds,
         pool_timeout=settings.db_pool_timeout_seconds,
         before_begin=before_begin,
     )

@@ -51,6 +51,8 @@ def describe(exc: BaseException) -> str:
         return DISK_FULL
     if code == errno.EROFS or "readonly database" in text or "read-only file system" in text:
         return READ_ONLY
+    if "database is locked" in text:  # SQLite: another writer held the lock past the timeout
+        return "the database is busy with another writer; try again"
     if isinstance(reason, TimeoutError | PoolTimeoutError) or "timeout" in text:
         return "the database did not answer in time"
     if "unable to open database file" in text:

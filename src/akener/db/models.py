@@ -3,6 +3,7 @@
 from akener.accounts.models import LoginFailure, Role, User, WebSession, user_roles
 from akener.audit.models import AuditEvent
 from akener.db.base import Base
+from akener.events.models import OutboxEvent, SenderLease, WebhookDelivery, WebhookEndpoint
 from akener.installation.models import SecretFingerprint
 from akener.keys.models import ApiKey, KeyChangeSeq, Owner
 from akener.verify.models import KeyUsage
@@ -15,11 +16,15 @@ __all__ = [
     "KeyChangeSeq",
     "KeyUsage",
     "LoginFailure",
+    "OutboxEvent",
     "Owner",
     "Role",
     "SecretFingerprint",
+    "SenderLease",
     "User",
     "WebSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
     "user_roles",
 ]

@@ -7,7 +7,15 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from akener.accounts.permissions import ALL_PERMISSIONS, RESERVED_NAMESPACES, check_reserved
 from akener.instants import in_range_utc
@@ -63,7 +71,10 @@ def clean_scopes(values: list[str]) -> list[str]:
 
 
 # Strict: a number is not a name. Datetimes stay lax so ISO strings from JSON are accepted.
-KeyName = Annotated[str, Field(strict=True, max_length=10 * NAME_MAX), AfterValidator(clean_name)]
+# The schema states the length the server keeps (1-100), so clients and fuzzers see the limit.
+KeyName = Annotated[
+    str, Field(strict=True, min_length=1, max_length=NAME_MAX), AfterValidator(clean_name)
+]
 Scope = Annotated[
     str, Field(strict=True, json_schema_extra={"pattern": SCOPE_PATTERN, "maxLength": 100})
 ]
@@ -207,12 +218,25 @@ class KeyUpdate(BaseModel):
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
 
+def whole_number(value: object) -> object:
+    """A JSON integer, also when written ``3600.0`` (JSON Schema's integer); never a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
 class KeyRotate(BaseModel):
     """Body of POST /api/v1/keys/{id}/rotate."""
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_period_seconds: int = Field(strict=True, ge=0, le=MAX_GRACE_SECONDS)
+    grace_period_seconds: Annotated[
+        int, Field(ge=0, le=MAX_GRACE_SECONDS), BeforeValidator(whole_number)
+    ]
 
 
 class KeyRead(BaseModel):
@@ -257,6 +281,14 @@ class KeyPage(BaseModel):
 
     items: list[KeyRead]
     next_cursor: str | None
+
+
+class LeakReport(BaseModel):
+    """Where a leaked key was found (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=1000)
 
 
 class OwnerSet(BaseModel):

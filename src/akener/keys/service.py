@@ -20,7 +20,9 @@ from akener.accounts.permissions import (
 from akener.audit.service import diff, record_event
 from akener.db.base import utcnow
 from akener.errors import Conflict, InvalidInput, NotFound
-from akener.keys import grants, tokens
+from akener.events.models import OutboxEvent
+from akener.events.outbox import emit_event
+from akener.keys import grants, listing, tokens
 from akener.keys import limits as lim
 from akener.keys.events import record_key_change
 from akener.keys.models import ApiKey, KeyStatus
@@ -89,6 +91,7 @@ async def create_key(
     except IntegrityError as exc:
         raise _name_taken(name) from exc
     await _audit(session, actor, "key.created", key, diff({}, _audited(key)))
+    await emit_key_event(session, "key.created", key, actor.actor)
     return key, plaintext
 
 
@@ -100,22 +103,58 @@ async def list_keys(
     cursor: str | None = None,
     status: str | None = None,
     q: str | None = None,
+    expiry: str | None = None,
+    scope: str | None = None,
+    sort: str = listing.DEFAULT_SORT,
+    now: datetime | None = None,
     owner_id: str | None = None,
 ) -> tuple[list[ApiKey], str | None]:
-    """One page of keys, newest first (only ``owner_id``'s keys when given)."""
-    actor.require(API_KEYS_READ)
+    """One page of keys, filtered and sorted (newest first unless told otherwise)."""
+    query = _key_query(
+        actor,
+        cursor=cursor,
+        status=status,
+        q=q,
+        expiry=expiry,
+        scope=scope,
+        sort=sort,
+        owner_id=owner_id,
+    )
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    return await listing.list_page(session, query, limit=limit, now=now or utcnow())
+
+
+async def count_keys(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    status: str | None = None,
+    q: str | None = None,
+    expiry: str | None = None,
+    scope: str | None = None,
+    now: datetime | None = None,
+    up_to: int | None = None,
+) -> int:
+    """How many keys match these filters (no more than ``up_to`` when given)."""
+    query = _key_query(actor, status=status, q=q, expiry=expiry, scope=scope)
+    return await listing.count(session, query, now=now or utcnow(), up_to=up_to)
+
+
+def _key_query(actor: Principal, **values: Any) -> listing.KeyQuery:
+    actor.require(API_KEYS_READ)
+    status, q = values.get("status"), values.get("q")
     if status is not None and status not in KeyStatus.__members__:
         raise InvalidInput("status must be ACTIVE or INACTIVE", field="status")
     if q and any(ord(ch) < 32 or ord(ch) == 127 for ch in q):
         # Names never hold control characters, and PostgreSQL refuses NUL in a parameter.
         raise InvalidInput("q must not contain control characters", field="q")
+    owner_id = values.get("owner_id")
     if owner_id is not None:
         _check_owner_id(owner_id)
-    return await KeyRepository(session).list_page(
-        limit=limit, cursor=cursor, status=status, q=q, owner_id=owner_id
-    )
+    query = listing.KeyQuery(**values)
+    query.check()
+    return query
 
 
 async def get_key(session: AsyncSession, actor: Principal, key_id: str) -> ApiKey:
@@ -209,6 +248,11 @@ async def _audit_update(
     if before["status"] != after["status"]:
         action = "key.activated" if key.is_active else "key.deactivated"
         await _audit(session, actor, action, key, diff(before, after))
+        await emit_key_event(session, action, key, actor.actor)
+    was = {k: v for k, v in before.items() if k != "status"}
+    now = {k: v for k, v in after.items() if k != "status"}
+    if was != now:
+        await emit_key_event(session, "key.updated", key, actor.actor, {"changes": diff(was, now)})
     if before["expires_at"] != after["expires_at"]:
         await _audit(session, actor, "key.expiry_changed", key, diff(before, after))
     if (before["scopes"], before["suspended_scopes"]) != (
@@ -334,6 +378,7 @@ async def rotate_key(
     await record_key_change(session, key.id)
     after = {"masked_key": key.masked_key, "previous_valid_until": key.previous_valid_until}
     await _audit(session, actor, "key.rotated", key, diff(_jsonable(before), _jsonable(after)))
+    await emit_key_event(session, "key.rotated", key, actor.actor, _jsonable(after))
     return key, plaintext
 
 
@@ -374,6 +419,7 @@ async def delete_key(session: AsyncSession, actor: Principal, key_id: str) -> Ap
     await KeyRepository(session).delete(key)
     await record_key_change(session, key.id)
     await _audit(session, actor, "key.deleted", key, diff(_audited(key), {}))
+    await emit_key_event(session, "key.deleted", key, actor.actor)
     return key
 
 
@@ -409,6 +455,37 @@ def _audited(key: ApiKey) -> dict[str, Any]:
     )
 
 
+def key_summary(key: ApiKey) -> dict[str, Any]:
+    """What events tell receivers about a key (never its digest or secret)."""
+    return _jsonable(
+        {
+            "id": key.id,
+            "name": key.name,
+            "masked_key": key.masked_key,
+            "status": key.status,
+            "scopes": list(key.scopes),
+            "expires_at": key.expires_at,
+            "created_at": key.created_at,
+        }
+    )
+
+
+async def emit_key_event(
+    session: AsyncSession,
+    event_type: str,
+    key: ApiKey,
+    actor: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    dedupe: str | None = None,
+    now: datetime | None = None,
+) -> OutboxEvent | None:
+    """Put an event about ``key`` in the outbox, in the caller's transaction (None: a
+    ``dedupe`` twin was already written)."""
+    data = {"key": key_summary(key), "actor": actor, **(extra or {})}
+    return await emit_event(session, event_type, key_id=key.id, data=data, dedupe=dedupe, now=now)
+
+
 async def _audit(
     session: AsyncSession, actor: Principal, action: str, key: ApiKey, changes: dict[str, Any]
 ) -> None:
@@ -433,6 +510,11 @@ async def _load(session: AsyncSession, key_id: str, *, for_update: bool = False)
     if key is None:
         raise NotFound("no API key with that id")
     return key
+
+
+async def lock_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """The key with ``key_id``, locked for a change (no permission check: callers do it)."""
+    return await _load(session, key_id, for_update=True)
 
 
 async def get_calling_key(session: AsyncSession, actor: Principal) -> ApiKey:

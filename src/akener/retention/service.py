@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from akener.accounts.models import LoginFailure, WebSession
 from akener.audit.models import AuditEvent
 from akener.db.engine import begin_write
+from akener.events.models import DeliveryState, OutboxEvent, WebhookDelivery
 from akener.settings import Settings
 from akener.verify.models import KeyUsage
 
@@ -37,6 +38,7 @@ class RetentionPolicy:
     audit_events: timedelta | None
     usage_days: timedelta | None
     ended_sessions: timedelta | None
+    events: timedelta | None = None
     login_failures: timedelta = LOGIN_FAILURES_KEPT
 
     @classmethod
@@ -46,6 +48,7 @@ class RetentionPolicy:
             audit_events=settings.retention_audit,
             usage_days=settings.retention_usage,
             ended_sessions=settings.retention_sessions,
+            events=settings.retention_events,
         )
 
 
@@ -57,10 +60,17 @@ class PruneResult:
     usage_days: int = 0
     ended_sessions: int = 0
     login_failures: int = 0
+    events: int = 0
 
     def total(self) -> int:
         """Rows deleted in all."""
-        return self.audit_events + self.usage_days + self.ended_sessions + self.login_failures
+        return (
+            self.audit_events
+            + self.usage_days
+            + self.ended_sessions
+            + self.login_failures
+            + self.events
+        )
 
 
 async def prune(session: AsyncSession, policy: RetentionPolicy, *, now: datetime) -> PruneResult:
@@ -89,7 +99,21 @@ async def prune(session: AsyncSession, policy: RetentionPolicy, *, now: datetime
         sessions = await _delete(session, delete(WebSession).where(WebSession.expires_at < cutoff))
     cutoff = now - policy.login_failures
     failures = await _delete(session, delete(LoginFailure).where(LoginFailure.at < cutoff))
-    return PruneResult(audit, usage, sessions, failures)
+    events = 0
+    if policy.events is not None:
+        events = await _prune_events(session, now - policy.events)
+    return PruneResult(audit, usage, sessions, failures, events)
+
+
+async def _prune_events(session: AsyncSession, cutoff: datetime) -> int:
+    """Events older than ``cutoff`` whose deliveries are all done (delivered or given up);
+    an event still pending somewhere is kept, whatever its age."""
+    pending = select(WebhookDelivery.event_id).where(WebhookDelivery.state == DeliveryState.PENDING)
+    old = select(OutboxEvent.id).where(
+        OutboxEvent.occurred_at < cutoff, OutboxEvent.id.not_in(pending)
+    )
+    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(old)))
+    return await _delete(session, delete(OutboxEvent).where(OutboxEvent.id.in_(old)))
 
 
 async def _delete(session: AsyncSession, statement: object) -> int:
@@ -133,5 +157,6 @@ async def run_periodically(
                     "usage_days": result.usage_days,
                     "ended_sessions": result.ended_sessions,
                     "login_failures": result.login_failures,
+                    "events": result.events,
                 },
             )

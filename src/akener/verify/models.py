@@ -14,7 +14,11 @@ class KeyUsage(Base):
     """How many requests a key made on one UTC day; written in batches, never per request."""
 
     __tablename__ = "key_usage"
-    __table_args__ = (Index("ix_key_usage_day", "day"),)  # retention prunes by day
+    __table_args__ = (
+        Index("ix_key_usage_day", "day"),  # retention prunes by day
+        # The overview's sums per day and per key read this index alone (migration 0012).
+        Index("ix_key_usage_day_key_count", "day", "key_id", "count"),
+    )
 
     key_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True

@@ -48,6 +48,7 @@ from akener.verify.limiter import (
     address_allowed,
     render_policy,
 )
+from akener.verify.refusals import RefusalRecorder
 from akener.verify.retire import DigestRetirer
 from akener.verify.shared import SharedWindows, StoreError
 from akener.verify.throttle import FailureThrottle, Network, request_client
@@ -154,7 +155,9 @@ class Verifier:
         proxies: Sequence[Network] = (),
         shared: SharedWindows | None = None,
         limits_on_store_error: str = "allow",
+        refusals: RefusalRecorder | None = None,
     ) -> None:
+        self.refusals = refusals
         self._sessionmaker = sessionmaker
         self._peppers = peppers
         self._digest = tokens.digester(peppers.by_version[peppers.current])
@@ -325,6 +328,8 @@ class Verifier:
             return Verdict.MALFORMED, None, None
         entry = await self.lookup(key, client)
         verdict = judge(entry, self.now())
+        if verdict is not Verdict.VALID and entry is not None and self.refusals is not None:
+            self.refusals.note(entry.id, verdict.value, client, self.now())
         admission = None
         if verdict is Verdict.VALID and entry is not None and limits:
             admission = await self.admit(entry, client, cost)

@@ -8,7 +8,18 @@ from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from akener.web import audit, auth, key_limits, key_page, keys, owners, roles, users
+from akener.web import (
+    audit,
+    auth,
+    key_limits,
+    key_page,
+    keys,
+    overview,
+    owners,
+    roles,
+    users,
+    webhooks,
+)
 from akener.web.deps import QueuedCookiesMiddleware
 from akener.web.errors import install_web_error_handlers
 from akener.web.forms import refuse_nul
@@ -25,7 +36,18 @@ def build_web() -> FastAPI:
     install_web_error_handlers(web)
     web.mount("/static", StaticFiles(directory=str(files("akener.web") / "static")), "static")
     # keys before key_page: /manage/api-keys/new is a page, not a key id.
-    for module in (auth, keys, key_page, key_limits, owners, users, roles, audit):
+    for module in (
+        auth,
+        overview,
+        keys,
+        key_page,
+        key_limits,
+        owners,
+        users,
+        roles,
+        audit,
+        webhooks,
+    ):
         web.include_router(module.router)
     return web
 

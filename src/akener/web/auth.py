@@ -40,14 +40,8 @@ def _setup_token_ok(request: Request, token: str) -> bool:
 
 @router.get("/", include_in_schema=False)
 async def home(signed: SignedIn | None = Depends(current_session)) -> Response:
-    """The dashboard starts at Manage → API Keys."""
-    return see_other("/manage/api-keys" if signed else "/login")
-
-
-@router.get("/manage", include_in_schema=False)
-async def manage() -> Response:
-    """The Manage section opens on its first page."""
-    return see_other("/manage/api-keys")
+    """The dashboard starts at Manage, which sends each user to the first page they may see."""
+    return see_other("/manage" if signed else "/login")
 
 
 @router.get("/setup")
@@ -120,16 +114,18 @@ async def login_page(
 ) -> Response:
     """The sign-in form (or the dashboard, when already signed in)."""
     if signed is not None:
-        return see_other(safe_next(next))
+        return see_other(safe_next(next, "/manage"))
     no_users = await accounts.count_users(session) == 0
-    return render(request, "auth/login.html", {"next": safe_next(next), "no_users": no_users})
+    return render(
+        request, "auth/login.html", {"next": safe_next(next, "/manage"), "no_users": no_users}
+    )
 
 
 @router.post("/login")
 async def login_submit(request: Request, session: DbSession) -> Response:
     """Check the password (throttled) and start a session."""
     form = await form_of(request)
-    email, target = text(form, "email"), safe_next(text(form, "next"))
+    email, target = text(form, "email"), safe_next(text(form, "next"), "/manage")
     address = client_of(request) or "unknown"
     try:
         signed, cookie = await log_in(

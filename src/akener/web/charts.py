@@ -38,7 +38,7 @@ def usage_summary(counts: list[tuple[date, int]]) -> str:
     )
 
 
-def render_usage_svg(counts: list[tuple[date, int]]) -> Markup:
+def render_usage_svg(counts: list[tuple[date, int]], label: str = "Requests per day") -> Markup:
     """A bar per day, oldest on the left; each bar names its day and count in a ``<title>``.
 
     Days without requests get a thin stub so every day stays visible and hoverable.
@@ -49,7 +49,7 @@ def render_usage_svg(counts: list[tuple[date, int]]) -> Markup:
     bar_width = max(slot - GAP, 1.0)
     parts = [
         f'<svg class="usage-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
-        f'role="group" aria-label="Requests per day" xmlns="http://www.w3.org/2000/svg">',
+        f'role="group" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
         f'<line class="axis" x1="0" y1="{TOP + plot}" x2="{WIDTH}" y2="{TOP + plot}"/>',
     ]
     for index, (day, count) in enumerate(counts):
@@ -69,6 +69,31 @@ def render_usage_svg(counts: list[tuple[date, int]]) -> Markup:
         parts.append(f'<text class="tick" x="0" y="{baseline}">{first}</text>')
         parts.append(
             f'<text class="tick" x="{WIDTH}" y="{baseline}" text-anchor="end">{last}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - built from numbers and escaped text only
+
+
+def render_ranking_svg(items: list[tuple[str, int]], label: str) -> Markup:
+    """One horizontal bar per named item, longest first; the names are drawn by the page's table.
+
+    Each bar carries its name and count in a ``<title>`` and an ``aria-label``.
+    """
+    row, bar_height = 26, 18
+    height = max(len(items), 1) * row
+    peak = max((n for _, n in items), default=0)
+    parts = [
+        f'<svg class="usage-chart ranking-chart" viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'role="group" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for index, (name, count) in enumerate(items):
+        width = max(round((WIDTH - 90) * count / peak, 2), 1.0) if peak else 1.0
+        y = index * row + (row - bar_height) / 2
+        text = escape(f"{name}: {_requests(count)}")
+        parts.append(
+            f'<rect class="bar" role="img" aria-label="{text}" x="0" y="{y}" width="{width}" '
+            f'height="{bar_height}"><title>{text}</title></rect>'
+            f'<text class="tick" x="{round(width + 6, 2)}" y="{y + 13}">{count:,}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - built from numbers and escaped text only

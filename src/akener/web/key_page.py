@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from akener.errors import Conflict, InvalidInput
 from akener.keys import grants, service
 from akener.keys.models import ApiKey
 from akener.keys.usage import usage_by_day
+from akener.leaks import service as leaks
 from akener.web.charts import render_usage_svg, usage_summary
 from akener.web.csrf import check_csrf
 from akener.web.deps import CurrentUser, DbSession, flash, see_other
@@ -33,6 +35,7 @@ router = APIRouter(
     prefix="/manage/api-keys", route_class=AutoCommitRoute, dependencies=[Depends(check_csrf)]
 )
 USAGE_DAYS = 30
+REFUSED_WINDOW = timedelta(days=1)
 HISTORY_SIZE = 20
 
 
@@ -67,6 +70,7 @@ async def _render(
             session, actor, AuditFilters(target=key.id), limit=HISTORY_SIZE
         )
     names = await describe_actors(session, actor, {key.created_by, *(e.actor for e in history)})
+    refused = await leaks.last_refused(session, actor, key.id, since=now - REFUSED_WINDOW)
     context = {
         "key": key,
         "usage": usage,
@@ -81,6 +85,7 @@ async def _render(
         "rotate_token": rotate_token(request, key),
         "rotated": rotated,
         "return_to": f"/manage/api-keys/{key.id}",
+        "refused": refused,
         **(extra or {}),
     }
     # The page that shows a new secret must not be kept by any cache.
@@ -147,6 +152,30 @@ async def rotate(
     return await _render(request, session, me.principal, row.id, rotated=plaintext)
 
 
+@router.post("/{key_id}/leaked")
+async def report_leaked(
+    request: Request,
+    key_id: str,
+    me: CurrentUser,
+    session: DbSession,
+) -> Response:
+    """Report the key as leaked: switched off (unless AKENER_ON_LEAK=notify), audited, announced."""
+    me.principal.require(API_KEYS_WRITE)
+    form = await form_of(request)
+    runtime = get_runtime(request)
+    row = await leaks.report_leak(
+        session,
+        me.principal,
+        key_id,
+        url=text(form, "url")[:1000] or None,
+        on_leak=runtime.settings.on_leak,
+        now=runtime.clock(),
+    )
+    flash(request, f"Key “{row.name}” was reported as leaked; it is now {row.status}.")
+    return see_other(key_url(row.id))
+
+
+@router.get("/{key_id}/leaked")
 @router.get("/{key_id}/rotate")
 @router.get("/{key_id}/status")
 async def action_by_get(key_id: str, me: CurrentUser) -> Response:

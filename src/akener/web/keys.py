@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,12 +12,14 @@ from starlette.responses import JSONResponse, Response
 
 from akener.accounts.permissions import (
     ALL_OPERATOR_SCOPES,
+    API_KEYS_DELETE,
     API_KEYS_READ,
     API_KEYS_WRITE,
     Principal,
 )
 from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.errors import AkenerError, InvalidInput
+from akener.keys import bulk as bulk_keys
 from akener.keys import service
 from akener.keys.models import ApiKey, KeyStatus
 from akener.keys.schemas import clean_name, clean_scopes
@@ -40,6 +43,7 @@ router = APIRouter(
 PAGE_SIZE = 20
 LIST_URL = "/manage/api-keys"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+COUNT_UP_TO = 10_000  # the page says "10,000+ keys" past this: counting further costs time
 EXPIRING_SHOWN = 10  # keys named in the "expire soon" notice; the count covers the rest
 
 
@@ -63,6 +67,9 @@ def _form_context(
     }
 
 
+LIST_FILTERS = ("q", "status", "expiry", "scope", "sort")
+
+
 @router.get("")
 async def list_page(
     request: Request,
@@ -70,8 +77,14 @@ async def list_page(
     session: DbSession,
     cursor: str | None = None,
 ) -> Response:
-    """The keys table, newest first, one page at a time."""
+    """The keys table, one page at a time: searched, filtered and sorted on the server."""
     return await _render_list(request, session, me.principal, cursor=cursor)
+
+
+def _list_query(request: Request) -> dict[str, str]:
+    """The list's filters as given in the URL (blank ones left out)."""
+    given = {name: request.query_params.get(name, "").strip() for name in LIST_FILTERS}
+    return {name: value[:200] for name, value in given.items() if value}
 
 
 async def _render_list(
@@ -83,14 +96,26 @@ async def _render_list(
     created: tuple[ApiKey, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    rows, next_cursor = await service.list_keys(
-        session, actor, limit=PAGE_SIZE, cursor=(cursor or None)
-    )
     now = get_runtime(request).clock()
+    chosen = _list_query(request) if created is None else {}
+    filters = {k: v for k, v in chosen.items() if k != "sort"}
+    rows: list[ApiKey] = []
+    next_cursor, matching, error = None, 0, None
+    try:
+        rows, next_cursor = await service.list_keys(
+            session, actor, limit=PAGE_SIZE, cursor=(cursor or None), now=now, **chosen
+        )
+        matching = await service.count_keys(
+            session, actor, now=now, up_to=COUNT_UP_TO + 1, **filters
+        )
+    except InvalidInput as exc:
+        error = exc.message[:1].upper() + exc.message[1:]
+        status_code = 422
     expiring = await service.count_expiring(session, actor, within=EXPIRING_WINDOW, now=now)
     soonest = await service.list_expiring_keys(
         session, actor, within=EXPIRING_WINDOW, now=now, limit=EXPIRING_SHOWN
     )
+    kept = urlencode(chosen)
     context = {
         "expiring_count": expiring,
         "expiring": soonest if expiring else [],
@@ -98,7 +123,14 @@ async def _render_list(
         "next_cursor": next_cursor,
         "first_page": not cursor,
         "created": created,
-        "return_to": request.url.path + (f"?cursor={cursor}" if cursor else ""),
+        "chosen": chosen,
+        "filtered": bool(filters),
+        "matching": min(matching, COUNT_UP_TO),
+        "more_than": matching > COUNT_UP_TO,
+        "list_error": error,
+        "kept": kept,
+        "sort": chosen.get("sort", "-created"),
+        "return_to": request.url.path + ("?" + str(request.url.query) if request.url.query else ""),
         **_form_context(request, actor),
     }
     headers = NO_STORE if created else None
@@ -233,3 +265,27 @@ async def delete(
         return JSONResponse({"id": row.id, "message": message})
     flash(request, message)
     return see_other(LIST_URL)
+
+
+BULK_VERBS = {"activate": "Activate", "deactivate": "Deactivate", "delete": "Delete"}
+
+
+@router.post("/bulk")
+async def bulk(request: Request, me: CurrentUser, session: DbSession) -> Response:
+    """Act on the selected keys after one confirmation that says how many (all or none)."""
+    form = await form_of(request)
+    action = text(form, "action")
+    me.principal.require(API_KEYS_DELETE if action == "delete" else API_KEYS_WRITE)
+    key_ids = [k for k in texts(form, "key") if k]
+    back = safe_next(text(form, "return_to"), LIST_URL)
+    if action not in BULK_VERBS or not key_ids:
+        flash(request, "Select one or more keys and an action first.", "info")
+        return see_other(back)
+    if text(form, "confirmed") != "yes":
+        rows = await bulk_keys.selected(session, me.principal, key_ids)
+        context = {"action": action, "verb": BULK_VERBS[action], "keys": rows, "return_to": back}
+        return render(request, "keys/bulk.html", context)
+    changed = await bulk_keys.apply(session, me.principal, key_ids, action)
+    done = {"activate": "activated", "deactivate": "deactivated", "delete": "deleted"}[action]
+    flash(request, f"{len(changed)} key{'' if len(changed) == 1 else 's'} {done}.")
+    return see_other(back)

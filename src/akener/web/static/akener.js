@@ -43,7 +43,7 @@
   function resetCreateDialog(dialog) {
     var formStep = dialog.querySelector("[data-step=form]");
     var createdStep = dialog.querySelector("[data-step=created]");
-    var secret = createdStep.querySelector("input.secret");
+    var secret = createdStep.querySelector(".secret");
     secret.value = "";  // the key leaves the page when the dialog closes
     createdStep.hidden = true;
     formStep.hidden = false;
@@ -120,7 +120,7 @@
       var dialog = form.closest("dialog");
       var createdStep = dialog.querySelector("[data-step=created]");
       createdStep.querySelector("[data-fill=created-name]").textContent = data.name;
-      createdStep.querySelector("input.secret").value = data.key;
+      createdStep.querySelector(".secret").value = data.key;
       dialog.querySelector("[data-step=form]").hidden = true;
       createdStep.hidden = false;
       createdStep.querySelector("[data-copy]").focus();
@@ -143,6 +143,7 @@
     if (!kind || !handlers[kind]) return;
     event.preventDefault();
     var buttons = form.querySelectorAll("button");
+    var focused = document.activeElement;  // disabling a button drops its focus: given back below
     buttons.forEach(function (b) { b.dataset.wasDisabled = b.disabled ? "1" : ""; b.disabled = true; });
     try {
       await handlers[kind](form);
@@ -153,6 +154,8 @@
       else announce(error.message, "error");
     } finally {
       buttons.forEach(function (b) { b.disabled = b.dataset.wasDisabled === "1"; });
+      var lost = !document.activeElement || document.activeElement === document.body;
+      if (lost && focused && document.contains(focused) && !focused.closest("dialog:not([open])")) focused.focus();
     }
   });
 
@@ -206,6 +209,24 @@
     setTimeout(function () { button.textContent = "Copy"; }, 2000);
   }
 
+  // Keep Tab and Shift+Tab inside an open dialog: from its last control back to its first, and
+  // the other way round (a modal <dialog> alone lets focus leave for the browser's own UI).
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), " +
+    "select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex='-1'])";
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Tab") return;
+    var dialog = document.querySelector("dialog[open]");
+    if (!dialog) return;
+    var inside = Array.prototype.filter.call(dialog.querySelectorAll(FOCUSABLE), function (el) {
+      return el.getClientRects().length > 0;
+    });
+    if (!inside.length) return;
+    var first = inside[0], last = inside[inside.length - 1], at = document.activeElement;
+    var away = !dialog.contains(at);
+    if (event.shiftKey && (at === first || away)) { event.preventDefault(); last.focus(); }
+    else if (!event.shiftKey && (at === last || away)) { event.preventDefault(); first.focus(); }
+  });
+
   document.querySelectorAll("dialog").forEach(function (dialog) {
     dialog.addEventListener("close", function () {
       if (dialog.id === "create-dialog") resetCreateDialog(dialog);
@@ -231,6 +252,13 @@
     if (select) setTimeout(function () { syncExpiry(select); }, 0);
   });
   document.querySelectorAll("[data-expiry-choice]").forEach(syncExpiry);
+  // "Select every key on this page" needs JavaScript too.
+  document.querySelectorAll("[data-select-all]").forEach(function (box) {
+    box.hidden = false;
+    box.addEventListener("change", function () {
+      document.querySelectorAll("input[name=key][form=bulk-form]").forEach(function (one) { one.checked = box.checked; });
+    });
+  });
   // Copy needs JavaScript, so its buttons appear only when it runs.
   document.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
 })();

@@ -1,7 +1,7 @@
 """key limits: rate-limit windows, credits, address allowlist, owner id; the owners table
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0012 (numbered 0011 on its branch; chained after main's 0012 at the merge)
 Create Date: 2026-12-03
 
 Expand-only (docs/operations.md, "Upgrading a fleet"): new nullable or defaulted columns and a
@@ -16,7 +16,7 @@ from alembic import op
 from akener.db.base import UTCDateTime
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
