@@ -16,7 +16,7 @@ class KeyUsage(Base):
     __tablename__ = "key_usage"
     __table_args__ = (
         Index("ix_key_usage_day", "day"),  # retention prunes by day
-        # The overview's sums per day and per key read this index alone (migration 0012).
+        # The overview's sums per day and per key read this index alone (migration 0011).
         Index("ix_key_usage_day_key_count", "day", "key_id", "count"),
     )
 

@@ -1,7 +1,7 @@
 """key limits: rate-limit windows, credits, address allowlist, owner id; the owners table
 
-Revision ID: 0011
-Revises: 0012 (numbered 0011 on its branch; chained after main's 0012 at the merge)
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-03
 
 Expand-only (docs/operations.md, "Upgrading a fleet"): new nullable or defaulted columns and a
@@ -15,8 +15,8 @@ from alembic import op
 
 from akener.db.base import UTCDateTime
 
-revision = "0011"
-down_revision = "0012"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
