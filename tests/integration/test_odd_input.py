@@ -192,6 +192,8 @@ async def test_dashboard_route_answers_a_page_to_odd_input(
             role_id=role.id,
             webhook_id="0" * 32,  # unknown: the page answers 404, never a 500
             delivery_id="0" * 32,
+            figure="traffic-30",
+            owner_id="no_such_owner",
         )
         for field in ROUTE_FIELDS.get(path, FORM_FIELDS):
             for odd in FORM_ODD:

@@ -27,7 +27,7 @@ async def get_owner(owner_id: str, session: Session, actor: Actor) -> OwnerRead:
     return OwnerRead.model_validate(await owners.get_owner(session, actor, owner_id))
 
 
-@router.put("/owners/{owner_id}", response_model=OwnerRead, responses=responses(*AUTH, 422))
+@router.put("/owners/{owner_id}", response_model=OwnerRead, responses=responses(*AUTH, 400, 422))
 async def set_owner(
     owner_id: str,
     body: OwnerSet,

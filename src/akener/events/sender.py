@@ -29,6 +29,7 @@ from standardwebhooks import Webhook
 
 from akener.db.base import UTCDateTime, utcnow
 from akener.db.engine import begin_write
+from akener.db.errors import RateLimitedLog, is_database_error
 from akener.events.delivery import Outcome, Poster
 from akener.events.models import (
     DeliveryState,
@@ -119,15 +120,19 @@ class WebhookSender:
         self.held_until: datetime | None = None
         self.last_periodic: datetime | None = None
         self.wake = asyncio.Event()
+        self._db_warn = RateLimitedLog(log)
 
     async def run(self) -> None:
         """Send until cancelled; a failed round (database down) is logged and retried."""
         while True:
             try:
                 sent = await self.step()
-            except Exception:
+            except Exception as exc:
                 self.held_until = None
-                log.warning("webhook sender round failed; trying again", exc_info=True)
+                if is_database_error(exc):  # an outage: one line per 10 s, no traceback
+                    self._db_warn.warning("webhook sender waits for the database", exc)
+                else:
+                    log.warning("webhook sender round failed; trying again", exc_info=True)
                 sent = 0
             if sent < self.batch:
                 self.wake.clear()

@@ -97,6 +97,11 @@ def clean_owner_id(value: str) -> str:
     return value
 
 
+# ECMA and Python read these alike: no "$", which Python also matches before a final newline.
+OWNER_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}(?![\s\S])"
+WINDOW_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}(?![\s\S])"
+
+
 def clean_window_name(value: str) -> str:
     """Letters, digits and ``_.-``, 1 to 64 characters."""
     if not WINDOW_NAME_RE.fullmatch(value):
@@ -106,7 +111,7 @@ def clean_window_name(value: str) -> str:
 
 OwnerId = Annotated[
     str,
-    Field(strict=True, max_length=1000, json_schema_extra={"pattern": "^[A-Za-z0-9_.\\-]{1,128}$"}),
+    Field(strict=True, max_length=1000, json_schema_extra={"pattern": OWNER_ID_PATTERN}),
     AfterValidator(clean_owner_id),
 ]
 
@@ -116,7 +121,11 @@ class RateLimitWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(strict=True, max_length=1000), AfterValidator(clean_window_name)]
+    name: Annotated[
+        str,
+        Field(strict=True, max_length=1000, json_schema_extra={"pattern": WINDOW_NAME_PATTERN}),
+        AfterValidator(clean_window_name),
+    ]
     limit: int = Field(strict=True, ge=1, le=lim.MAX_LIMIT)
     period_seconds: int = Field(strict=True, ge=1, le=lim.MAX_PERIOD)
 
