@@ -142,6 +142,8 @@ class WebhookSender:
     async def step(self) -> int:
         """One round: hold the lease, run the periodic job when due, deliver what is due."""
         now = self.clock()
+        if not await self._any_endpoint():
+            return 0  # nothing to announce or deliver: no write, no lease (SQLite stays free)
         if not await self.hold_lease(now):
             return 0
         if self.periodic is not None and (
@@ -153,6 +155,12 @@ class WebhookSender:
                 await session.commit()
             self.last_periodic = now
         return await self.deliver_due(now)
+
+    async def _any_endpoint(self) -> bool:
+        """True when at least one webhook endpoint is registered (a read, never a write)."""
+        async with self.sessionmaker() as session:
+            found = await session.scalar(select(WebhookEndpoint.id).limit(1))
+        return found is not None
 
     async def hold_lease(self, now: datetime) -> bool:
         """Take or renew the lease; True while this process is the sender."""
