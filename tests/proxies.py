@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from akener.runtime import Runtime
 from akener.settings import Settings
@@ -163,6 +164,20 @@ def start_akener(template: Path, workdir: Path) -> Iterator[Akener]:
     env = akener_env(url, TEST_SECRET)
     with AkenerServer(env, workdir / "serve") as server:
         yield Akener(server, keys, env, workdir)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    """The API behind the proxy, one per test module."""
+    server, stop = start_upstream()
+    yield server
+    stop()
+
+
+@pytest.fixture(scope="module")
+def akener(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Akener]:
+    """The akener the proxy asks, one per test module."""
+    yield from start_akener(sqlite_template, tmp_path_factory.mktemp("akener"))
 
 
 def wait_until_up(

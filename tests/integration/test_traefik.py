@@ -17,10 +17,9 @@ from tests.proxies import (  # noqa: F401 (the shared tests, collected here)
     Akener,
     Route,
     Upstream,
+    akener,
     doc_block,
     replace_once,
-    start_akener,
-    start_upstream,
     stop_process,
     test_a_deactivated_key_is_refused_on_every_route,
     test_a_key_without_scopes_cannot_claim_any,
@@ -31,6 +30,7 @@ from tests.proxies import (  # noqa: F401 (the shared tests, collected here)
     test_missing_and_invalid_keys_are_refused_with_akeners_json,
     test_the_clients_query_never_reaches_authz,
     test_the_required_scope_is_enforced,
+    upstream,
     wait_until_up,
 )
 from tests.servers import free_port
@@ -78,18 +78,6 @@ def running_traefik(workdir: Path, dynamic: str) -> Iterator[str]:
         yield url
     finally:
         stop_process(process)
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[Upstream]:
-    server, stop = start_upstream()
-    yield server
-    stop()
-
-
-@pytest.fixture(scope="module")
-def akener(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Akener]:
-    yield from start_akener(sqlite_template, tmp_path_factory.mktemp("akener"))
 
 
 @pytest.fixture(scope="module")
