@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from akener import __version__
 from akener.api.audit import router as audit_router
 from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
+from akener.api.changes import router as changes_router
 from akener.api.docs import STATIC_PREFIX, install_docs
 from akener.api.errors import install_error_handlers
 from akener.api.hooks import router as hooks_router
@@ -50,6 +51,7 @@ def build_api() -> FastAPI:
     install_error_handlers(api)
     install_docs(api)
     api.include_router(verify_router)
+    api.include_router(changes_router)  # before /keys/{id}
     api.include_router(keys_router)
     api.include_router(owners_router)
     api.include_router(audit_router)

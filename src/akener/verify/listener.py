@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import random
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -58,6 +59,8 @@ class PgChangeListener:
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
+        # Called after each notification and each reconnect (the change feed reads then).
+        self.on_change: Callable[[], None] | None = None
 
     async def start(self) -> None:
         """Listen before serving (best effort), then keep listening in the background."""
@@ -94,6 +97,8 @@ class PgChangeListener:
         self.connects += 1
         # Whatever changed while nobody listened is unknown: start from an empty cache.
         self.cache.trust()
+        if self.on_change is not None:
+            self.on_change()
 
     async def _run(self) -> None:
         backoff = BACKOFF_START
@@ -143,6 +148,8 @@ class PgChangeListener:
             self.cache.clear()
         elif keys:
             self.cache.forget(keys)
+        if self.on_change is not None:
+            self.on_change()
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
