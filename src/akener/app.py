@@ -29,6 +29,7 @@ from akener.logs import RequestLogMiddleware, configure_logging
 from akener.redirects import LocalRedirectsMiddleware
 from akener.runtime import Runtime
 from akener.settings import Settings
+from akener.stopping import before_server_stops
 from akener.verify.service import Verifier
 from akener.web.app import build_web, wrap_web
 
@@ -129,10 +130,14 @@ class AkenerApp:
         await receive()  # lifespan.startup
         started = False
         try:
-            async with self.running():
+            async with self.running() as runtime:
                 started = True
+                # Change streams never end by themselves: end them when the server is told to
+                # stop, or it would wait for them forever (akener.stopping).
+                restore = before_server_stops(runtime.feed.stop_streams)
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown
+                restore()
         except Exception as exc:
             if started:
                 raise

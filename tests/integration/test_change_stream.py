@@ -226,3 +226,25 @@ async def test_a_lower_id_that_commits_later_is_not_skipped(
                     replayed.append(event.data["key_id"])
                 assert event is not None and event.event == "ready"
                 assert "a" * 32 in replayed
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+async def test_a_stopping_server_ends_its_streams_at_once(
+    settings: Settings, direct: Runtime, tmp_path: Path, server: str
+) -> None:
+    _, watcher = await make_key(direct, "watcher", scopes=VERIFY)
+    srv = AkenerServer(_env(settings), tmp_path / "srv", server=server)
+    with srv:
+        async with (
+            httpx.AsyncClient(timeout=10) as client,
+            stream(client, srv.url, watcher) as events,
+        ):
+            await events.until("ready")
+            assert srv.process is not None
+            started = time.perf_counter()
+            srv.process.terminate()
+            end = await events.until("end", within=5)
+            assert end.data == {"reason": "shutting down"}
+            assert await events.next() is None
+            srv.process.wait(timeout=10)
+            assert time.perf_counter() - started < 5

@@ -394,6 +394,12 @@ class ChangeFeed:
                 if change.key_id == sub.key_id:
                     sub.push(Item("own", change, cursor))
 
+    def stop_streams(self) -> None:
+        """End every stream and refuse new ones: the process is stopping."""
+        self._closed = True
+        for sub in list(self._subs):
+            sub.push(Item("end", reason="shutting down"))
+
     async def close(self) -> None:
         """End every stream and stop reading (shutdown)."""
         self._closed = True
