@@ -30,6 +30,9 @@ ADMIN_SCOPES = (
     "audit.read",
     "webhooks.read",
     "webhooks.write",
+    # Operator scopes the tests hand out (a key can only grant what it holds).
+    "reports.read",
+    "reports.write",
 )
 
 
@@ -96,42 +99,48 @@ def _env(database_url: str) -> dict[str, str]:
     return env
 
 
-def _start(database_url: str, workdir: Path) -> Iterator[Server]:
-    env = _env(database_url)
-    port = _free_port()
-    server = Server(f"http://127.0.0.1:{port}", "", workdir / "serve.log", env, workdir)
-    done = server.cli("db", "upgrade")
-    assert done.returncode == 0, done.stderr
-    server = Server(server.url, server.make_key(*ADMIN_SCOPES), server.log, env, workdir)
-    with server.log.open("wb") as log:
-        process = subprocess.Popen(
-            [server_bin(), "serve", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
+class _Running:
+    """One ``akener serve`` being started: its process and where it will answer."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.env = _env(database_url)
+        self.workdir = workdir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "serve.log"
+        with self.log.open("wb") as log:
+            # serve creates the schema itself: no separate `db upgrade` process.
+            self.process = subprocess.Popen(
+                [server_bin(), "serve", "--port", str(self.port)],
+                env=self.env,
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self) -> None:
+        """Return once the server answers; fail with its log if it does not."""
+        deadline = time.monotonic() + 60
         while True:
-            if process.poll() is not None:
-                pytest.fail(f"akener serve exited:\n{server.log.read_text()}")
+            if self.process.poll() is not None:
+                pytest.fail(f"akener serve exited:\n{self.log.read_text()}")
             try:
-                if httpx.get(server.url + "/authz", timeout=1).status_code == 401:
-                    break
+                if httpx.get(self.url + "/authz", timeout=1).status_code == 401:
+                    return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"akener serve did not start:\n{server.log.read_text()}")
+                pytest.fail(f"akener serve did not start:\n{self.log.read_text()}")
             time.sleep(0.05)
-        yield server
-    finally:
-        process.terminate()
+
+    def stop(self) -> None:
+        """Stop the server (``terminate`` first on every server, then ``stop``: in parallel)."""
+        self.process.terminate()
         try:
-            process.wait(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
 
 
 def _pg_tool(tool: str, base: str, *args: str) -> None:
@@ -150,25 +159,51 @@ def _pg_tool(tool: str, base: str, *args: str) -> None:
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """A running akener server on each database."""
-    workdir = tmp_path_factory.mktemp(request.param)
-    if request.param == "sqlite":
-        yield from _start(f"sqlite:///{workdir / 'akener.db'}", workdir)
-        return
+def _databases(tmp: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Path]]]:
+    found = {}
+    workdir = tmp.mktemp("sqlite")
+    found["sqlite"] = (f"sqlite:///{workdir / 'akener.db'}", workdir)
     base = os.environ.get("AKENER_TEST_DATABASE_URL")
     if not base:
-        pytest.skip("AKENER_TEST_DATABASE_URL is not set: PostgreSQL is not tested")
+        yield found
+        return
     if shutil.which("createdb") is None:
         pytest.fail("PostgreSQL tests need the createdb and dropdb commands")
     name = f"akener_client_test_{os.getpid()}"
     _pg_tool("dropdb", base, "--if-exists", "--force", name)
     _pg_tool("createdb", base, name)
-    url = urlsplit(base)._replace(path=f"/{name}").geturl()
+    found["postgres"] = (urlsplit(base)._replace(path=f"/{name}").geturl(), tmp.mktemp("pg"))
     try:
-        yield from _start(url, workdir)
+        yield found
     finally:
         _pg_tool("dropdb", base, "--if-exists", "--force", name)
+
+
+@pytest.fixture(scope="session")
+def _servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """Every database's server, started side by side (each start takes seconds)."""
+    for databases in _databases(tmp_path_factory):
+        running = {name: _Running(url, workdir) for name, (url, workdir) in databases.items()}
+        try:
+            for one in running.values():
+                one.wait()
+            servers = {}
+            for name, one in running.items():
+                bare = Server(one.url, "", one.log, one.env, one.workdir)
+                servers[name] = Server(
+                    one.url, bare.make_key(*ADMIN_SCOPES), one.log, one.env, one.workdir
+                )
+            yield servers
+        finally:
+            for one in running.values():
+                one.process.terminate()
+            for one in running.values():
+                one.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, _servers: dict[str, Server]) -> Server:
+    """A running akener server on each database (PostgreSQL with AKENER_TEST_DATABASE_URL)."""
+    if request.param not in _servers:
+        pytest.skip("AKENER_TEST_DATABASE_URL is not set: PostgreSQL is not tested")
+    return _servers[request.param]

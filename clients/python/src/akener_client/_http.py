@@ -44,8 +44,11 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def raise_for_error(response: httpx.Response, body: bytes) -> None:
-    """Raise the matching ``AkenerAPIError`` when ``response`` is an error answer."""
-    if response.status_code < 400:
+    """Raise the matching ``AkenerAPIError`` unless ``response`` is a success (2xx).
+
+    A redirect is an error too: the client does not follow one, so the key is never sent on.
+    """
+    if response.is_success:
         return
     code, message = f"HTTP_{response.status_code}", response.reason_phrase
     fields: tuple[FieldError, ...] = ()

@@ -275,7 +275,7 @@ class AkenerClient(_Base):
         options = self._stream_request(last_event_id)
         try:
             with self._http.stream("GET", "/api/v1/keys/changes", **options) as response:
-                if response.status_code >= 400:
+                if not response.is_success:
                     raise_for_error(response, response.read())
                 parser = SSEParser()
                 for line in response.iter_lines():
@@ -603,7 +603,7 @@ class AsyncAkenerClient(_Base):
         options = self._stream_request(last_event_id)
         try:
             async with self._http.stream("GET", "/api/v1/keys/changes", **options) as response:
-                if response.status_code >= 400:
+                if not response.is_success:
                     raise_for_error(response, await response.aread())
                 parser = SSEParser()
                 async for line in response.aiter_lines():
