@@ -13,8 +13,9 @@ How it decides:
 * Memory is trusted only while the stream is in sync (after its ``ready`` event, with heartbeats
   arriving). Otherwise every check asks akener, and when akener cannot be reached the answer is
   ``UNAVAILABLE``: never valid.
-* A key with limits (rate limits, credits, an address allowlist) is asked about every time, so
-  akener counts it exactly. So is every key when akener does not say whether it has limits.
+* A key with limits (rate limits, credits, an address allowlist) or an owner (whose shared
+  limits may change) is asked about every time, so akener counts it exactly. So is every key
+  when akener does not say whether it has limits and when it expires.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ _KEY_LENGTH = len("akener_") + 64
 # Backoff between reconnections of the change stream (seconds), jittered.
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0
+# How many recently changed key ids are remembered to judge answers that were being fetched.
+_CHANGES_KEPT = 4096
 
 
 def well_formed(key: str) -> bool:
@@ -156,7 +159,11 @@ class Verifier:
         self._by_id: dict[str, bytes] = {}
         self._unknown: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
+        # Every forget counts one generation. An answer fetched under generation g is kept only
+        # if its key did not change since (``_changed``) and nothing was cleared since.
         self._generation = 0
+        self._cleared = 0
+        self._changed: OrderedDict[str, int] = OrderedDict()
         self.trusted = False  # memory answers only while the change stream is in sync
         # ... and while it is heard from: a heartbeat or an event before this (monotonic) time.
         self._alive_until = 0.0
@@ -270,11 +277,13 @@ class Verifier:
             retry,
         )
         known, expires_at = _expiry(key)
-        # Keep only what memory can answer exactly: no limits (akener must count those), an
-        # expiry akener stated, and a state that only a change (or the clock) can move.
+        # Keep only what memory can answer exactly: no limits (akener must count those), no
+        # owner (an owner's shared limits can change without a change of the key), an expiry
+        # akener stated, and a state that only a change of the key (or the clock) can move.
         if (
             known
             and key.get("limited") is False
+            and key.get("owner_id") is None
             and code in ("VALID", "INSUFFICIENT_SCOPE", "INACTIVE", "EXPIRED")
         ):
             self._remember(api_key, _Entry(code, key, expires_at), generation)
@@ -283,8 +292,8 @@ class Verifier:
     def _remember(self, api_key: str, entry: _Entry, generation: int) -> None:
         digest = self._digest(api_key)
         with self._lock:
-            if generation != self._generation:
-                return  # a change arrived while akener was asked: the answer may be old
+            if self._changed_since(entry.id, generation):
+                return  # the key changed while akener was asked: the answer may be old
             old = self._by_id.get(entry.id)
             if old is not None and old != digest:
                 self._known.pop(old, None)  # a rotated key: one digest per id
@@ -298,7 +307,7 @@ class Verifier:
         # A key akener does not know never becomes known: keys are 32 random bytes.
         digest = self._digest(api_key)
         with self._lock:
-            if generation != self._generation:
+            if generation < self._cleared:
                 return
             self._unknown[digest] = None
             while len(self._unknown) > self.max_unknown:
@@ -306,10 +315,22 @@ class Verifier:
 
     # --- forgetting ----------------------------------------------------------------------------
 
+    def _changed_since(self, key_id: str, generation: int) -> bool:
+        if generation < self._cleared:
+            return True
+        changed = self._changed.get(key_id)
+        return changed is not None and changed > generation
+
     def forget(self, key_id: str) -> None:
-        """Drop what memory holds about one key."""
+        """Drop what memory holds about one key; an answer about it that was being fetched
+        meanwhile is not kept either."""
         with self._lock:
             self._generation += 1
+            self._changed[key_id] = self._generation
+            self._changed.move_to_end(key_id)
+            if len(self._changed) > _CHANGES_KEPT:
+                _, oldest = self._changed.popitem(last=False)
+                self._cleared = max(self._cleared, oldest)  # older answers: not kept at all
             digest = self._by_id.pop(key_id, None)
             if digest is not None:
                 self._known.pop(digest, None)
@@ -318,6 +339,8 @@ class Verifier:
         """Drop everything memory holds (answers about unknown keys stay: they cannot change)."""
         with self._lock:
             self._generation += 1
+            self._cleared = self._generation
+            self._changed.clear()
             self._known.clear()
             self._by_id.clear()
 
@@ -367,7 +390,9 @@ class Verifier:
     def _on_event(self, name: str, data: Any) -> bool:
         """Apply one event; False when the stream is over."""
         if name == "change" and isinstance(data, dict):
-            self.forget(str(data.get("key_id")))
+            # A new key cannot be in memory (its secret did not exist before): nothing to drop.
+            if data.get("change") != "created":
+                self.forget(str(data.get("key_id")))
         elif name == "reset":
             self.forget_all()
         elif name == "ready":
