@@ -35,9 +35,20 @@ def verifier(akener: OwnServer) -> Iterator[Verifier]:
     one = Verifier(akener.url, akener.cli_key("api_keys.verify"), timeout=2)
     try:
         assert one.wait_ready(10), "the change stream never became ready"
+        skip_unless_cacheable(akener)
         yield one
     finally:
         one.close()
+
+
+def skip_unless_cacheable(akener: OwnServer) -> None:
+    """Memory needs the verify API's ``expires_at`` and ``limited`` (akener from the fast
+    verify work on); an older server is only ever asked, which other tests cover."""
+    _, key = _key(akener)
+    with akener.admin() as admin:
+        answer = admin._http.post("/api/v1/keys/verify", json={"key": key, "scopes": []})
+    if "limited" not in answer.json()["key"]:
+        pytest.skip("this akener's verify API does not say whether a key is limited")
 
 
 def _key(akener: OwnServer, *scopes: str, **kw: object) -> tuple[str, str]:
@@ -137,6 +148,7 @@ def test_limited_keys_are_always_asked_and_expiry_is_kept_by_the_clock(
 
 
 def test_the_stream_cut_and_resumed(akener: OwnServer) -> None:
+    skip_unless_cacheable(akener)
     relay = Relay(akener.port)
     verifier = Verifier(relay.url, akener.cli_key("api_keys.verify"), timeout=1)
     try:

@@ -7,6 +7,8 @@ In settings.py::
     AKENER_KEY = "akener_…"            # a key holding api_keys.verify
     AKENER_EXCLUDE_PATHS = ["/health"]  # optional: paths that need no key
 
+    AKENER_SCOPES = ["reports.read"]   # optional: scopes every request's key must hold
+
 A view then reads ``request.akener_key`` (id, name, scopes, owner_id); ``@require_scopes("x")``
 refuses requests whose key lacks a scope.
 """
@@ -51,6 +53,7 @@ class AkenerMiddleware:
         self.get_response = get_response
         self.verifier = _verifier()
         self.exclude = tuple(getattr(settings, "AKENER_EXCLUDE_PATHS", ()))
+        self.scopes = tuple(getattr(settings, "AKENER_SCOPES", ()))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self.exclude and request.path.startswith(self.exclude):
@@ -58,27 +61,26 @@ class AkenerMiddleware:
         key = credential([request.META.get("HTTP_AUTHORIZATION")])
         result = None
         if key is not None:
-            result = self.verifier.verify(key, ip=request.META.get("REMOTE_ADDR"))
+            result = self.verifier.verify(key, self.scopes, ip=request.META.get("REMOTE_ADDR"))
         if result is None or not result.valid:
             return _answer(result)
         request.akener_key = result
-        request.akener_credential = key
         return self.get_response(request)
 
 
 def require_scopes(*scopes: str) -> Callable[[F], F]:
-    """Refuse (403) requests whose key lacks one of ``scopes`` (after ``AkenerMiddleware``)."""
+    """Refuse (403) requests whose key lacks one of ``scopes`` (after ``AkenerMiddleware``,
+    which checked the key once: the scopes are compared here, nothing more is counted)."""
+    wanted = frozenset(scopes)
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            key = getattr(request, "akener_credential", None)
-            if key is None:
+            key: Verification | None = getattr(request, "akener_key", None)
+            if key is None or not key.valid:
                 return _answer(None)
-            result = _verifier().verify(key, scopes, ip=request.META.get("REMOTE_ADDR"))
-            if not result.valid:
-                return _answer(result)
-            request.akener_key = result
+            if not key.scopes >= wanted:
+                return _answer(Verification(False, "INSUFFICIENT_SCOPE", key.key_id))
             return view(request, *args, **kwargs)
 
         return checked  # type: ignore[return-value]
