@@ -124,6 +124,43 @@ def in_process(url: str, verify_key: str, key: str) -> None:
     print()
 
 
+def revocation(url: str, verify_key: str, admin_key: str, trials: int) -> None:
+    """How long after the API's answer a switched-off key is still accepted from memory."""
+    verifier = Verifier(url, verify_key)
+    seen: list[float] = []
+    try:
+        if not verifier.wait_ready(15):
+            raise RuntimeError("the change stream never became ready")
+        headers = {"Authorization": f"Bearer {admin_key}"}
+        with httpx.Client(base_url=url, headers=headers) as admin:
+            for i in range(trials):
+                made = admin.post("/api/v1/keys", json={"name": f"revoked {i} {time.time_ns()}"})
+                made.raise_for_status()
+                key, key_id = made.json()["key"], made.json()["id"]
+                deadline = time.monotonic() + 10
+                while not verifier.verify(key).cached:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("memory never answered")
+                    time.sleep(0.005)
+                admin.patch(
+                    f"/api/v1/keys/{key_id}", json={"status": "INACTIVE"}
+                ).raise_for_status()
+                answered = time.perf_counter()
+                while verifier.verify(key).valid:
+                    if time.perf_counter() - answered > 10:
+                        raise RuntimeError("still accepted after 10 s")
+                seen.append((time.perf_counter() - answered) * 1000)
+    finally:
+        verifier.close()
+    seen.sort()
+    p95 = seen[min(len(seen) - 1, round(0.95 * (len(seen) - 1)))]
+    print(
+        f"Revocation through the change stream ({trials} trials, SQLite, one akener process):"
+        " after PATCH status=INACTIVE answered, the verifier still accepted the key for"
+        f" median {statistics.median(seen):.1f} ms, p95 {p95:.1f} ms, max {seen[-1]:.1f} ms.\n"
+    )
+
+
 def side_by_side(url: str, verify_key: str, key: str, rounds: int, duration: float) -> None:
     env = {**os.environ, "AKENER_URL": url, "AKENER_BENCH_KEY": verify_key}
     ports = {"without": free_port(), "with": free_port()}
@@ -169,6 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3)
+    parser.add_argument("--trials", type=int, default=30, help="revocation trials")
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs two CPUs: the server and wrk are pinned to different ones")
@@ -181,6 +219,18 @@ def main() -> None:
         )
         key = cli(
             env, workdir, "keys", "create", "--name", "bench caller", "--scope", "reports.read"
+        )
+        admin_key = cli(
+            env,
+            workdir,
+            "keys",
+            "create",
+            "--name",
+            "bench admin",
+            "--scope",
+            "api_keys.write",
+            "--scope",
+            "api_keys.read",
         )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -204,6 +254,7 @@ def main() -> None:
             load = os.getloadavg()
             print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
             in_process(url, verify_key, key)
+            revocation(url, verify_key, admin_key, args.trials)
             side_by_side(url, verify_key, key, args.rounds, args.duration)
         finally:
             server.terminate()
