@@ -68,6 +68,8 @@ class SqliteChangeWatch:
     def header(self) -> bytes:
         """The WAL-index header as it is now (empty when it is not mapped): it changes on
         every commit, by any process."""
+        if self._shm is None:
+            self._shm = self._map_shm()  # check() then reads the row once: the header is new
         shm = self._shm
         return shm[:_HEADER] if shm is not None else b""
 
