@@ -364,8 +364,8 @@ class Verifier:
             try:
                 self._listen()
                 backoff = _BACKOFF_START
-            except (httpx.HTTPError, ValueError, OSError):
-                pass
+            except (httpx.HTTPError, httpx.StreamError, ValueError, OSError):
+                pass  # the stream broke (or close() closed it): reconnect after a pause
             finally:
                 self.trusted = False
             if self._closed.wait(backoff * random.uniform(0.5, 1.5)):  # noqa: S311 -- timing
