@@ -79,15 +79,34 @@ class VerifiedKey:
     id: str
     name: str
     scopes: frozenset[str]
+    owner_id: str | None = None
+    # The effective expiry: the key's own, or a rotated-out secret's end of grace if sooner.
+    expires_at: datetime | None = None
+    # Any window, credits or allowlist (the key's or its owner's): every request must be asked.
+    limited: bool = False
 
     @classmethod
     def from_entry(cls, entry: CachedKey) -> VerifiedKey:
         """The identity held by a cache entry."""
-        return cls(id=entry.id, name=entry.name, scopes=entry.scopes)
+        limits: EntryLimits | None = entry.limits
+        return cls(
+            id=entry.id,
+            name=entry.name,
+            scopes=entry.scopes,
+            owner_id=limits.owner_id if limits is not None else None,
+            expires_at=entry.expiry,
+            limited=is_limited(limits),
+        )
 
     def principal(self, client: str | None = None) -> Principal:
         """The key acting on akener's own API: its scopes are its permissions."""
         return Principal(kind="key", id=self.id, permissions=self.scopes, client=client)
+
+
+def is_limited(limits: EntryLimits | None) -> bool:
+    """True when a request of the key must be counted or checked by akener: a window, credits
+    or an address allowlist (its own or its owner's)."""
+    return limits is not None and bool(limits.rules or limits.credits or limits.allowed)
 
 
 def limits_of(row: ApiKey, owner: Owner | None) -> EntryLimits | None:
@@ -117,13 +136,15 @@ def entry_from_row(row: ApiKey, digests: list[str], owner: Owner | None = None) 
     ends = [row.expires_at] if row.expires_at is not None else []
     if row.digest not in digests:
         ends.append(row.previous_valid_until or datetime.fromtimestamp(0, UTC))
+    expiry = min(ends) if ends else None
     return CachedKey(
         id=row.id,
         name=row.name,
         scopes=row.effective_scopes,
         active=row.status == KeyStatus.ACTIVE.value,
-        expires_at=min(ends).timestamp() if ends else None,
+        expires_at=expiry.timestamp() if expiry is not None else None,
         limits=limits_of(row, owner),
+        expiry=expiry.astimezone(UTC) if expiry is not None else None,
     )
 
 
