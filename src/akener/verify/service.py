@@ -406,13 +406,30 @@ async def verify_key(
 ) -> VerifyResult:
     """Tell a service whether ``key`` is valid, holds every one of ``scopes`` and, for a
     request from ``ip`` costing ``cost`` credits, passes its limits (which then count it)."""
+    verdict, entry, admission = await check_for(
+        verifier, actor, key=key, scopes=scopes, ip=ip, cost=cost
+    )
+    identity = VerifiedKey.from_entry(entry) if entry is not None else None
+    return VerifyResult(verdict, identity, admission)
+
+
+async def check_for(
+    verifier: Verifier,
+    actor: Principal,
+    *,
+    key: str,
+    scopes: Iterable[str],
+    ip: str | None = None,
+    cost: int = 1,
+) -> tuple[Verdict, CachedKey | None, Admission | None]:
+    """verify_key's decision with the cache entry of the key found (None for MALFORMED and
+    NOT_FOUND), for an edge that renders the entry itself (akener.api.fastpath)."""
     actor.require(API_KEYS_VERIFY)
     if not 0 <= cost <= MAX_COST:
         raise InvalidInput(f"cost must be between 0 and {MAX_COST}", field="cost")
     verdict, entry, _ = await verifier.check_admitted(key, limits=False)
     if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
-        return VerifyResult(verdict, None)
-    identity = VerifiedKey.from_entry(entry)
+        return verdict, None, None
     if verdict is Verdict.VALID and not entry.scopes.issuperset(scopes):
         verdict = Verdict.INSUFFICIENT_SCOPE
     admission = None
@@ -420,4 +437,4 @@ async def verify_key(
         admission = await verifier.admit(entry, ip, cost)
         if admission is not None and admission.code is not None:
             verdict = Verdict(admission.code)
-    return VerifyResult(verdict, identity, admission)
+    return verdict, entry, admission

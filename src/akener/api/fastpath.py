@@ -1,0 +1,365 @@
+"""The API's hot routes without the framework, for the common case (docs/verification.md).
+
+``POST /api/v1/keys/verify``, ``GET /api/v1/whoami`` and ``GET /api/v1/keys/{id}`` are what a
+service calls on every request of its own, so they are dispatched before FastAPI like
+``/authz``. The FastAPI routes stay the documented reference, and this module only answers when
+its answer is, byte for byte, the one they would give (tests/integration/test_fastpath.py
+compares the two on odd requests):
+
+* Anything unusual goes to the framework untouched: another method, another content type, no
+  ``Content-Length``, a body that is not exactly what ``VerifyRequest`` accepts. The body read
+  here is handed on with the request.
+* The calling key is checked exactly as the Bearer layer checks it (``Verifier.verify``: its
+  status, expiry, allowlist, windows and credits), and its refusals are rendered by the same
+  function (``akener_error_response``).
+* ``whoami`` and one key answer from a copy of the framework's own answer (status 200, headers
+  and body) kept for at most ``RENDER_TTL`` seconds, and only while the key cache's generation
+  has not moved: any key change (of any key, on any process or host, as the key cache learns it)
+  drops every copy. When there is no copy, the framework answers (with the caller already
+  authenticated, so its limits count once) and its answer is kept.
+* The access line (``akener.request``) is the same as the framework's (akener.logs.log_request).
+
+Each route is one method below so that counters (metrics) can be added to each separately.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from akener.accounts.permissions import API_KEYS_READ, Principal
+from akener.api.auth import AUTHENTICATED
+from akener.api.errors import akener_error_response
+from akener.api.verify import limits_read, verified_read
+from akener.errors import AkenerError
+from akener.keys.schemas import MAX_SCOPES
+from akener.logs import log_request
+from akener.runtime import Runtime
+from akener.verify.bearer import authorization_values, parse_bearer
+from akener.verify.cache import CachedKey
+from akener.verify.service import MAX_COST, Verdict, VerifiedKey, Verifier, check_for
+
+VERIFY_PATH = "/api/v1/keys/verify"
+WHOAMI_PATH = "/api/v1/whoami"
+KEY_PREFIX = "/api/v1/keys/"
+KEY_ID_LENGTH = 32  # uuid4().hex
+RENDER_TTL = 1.0  # seconds a copy of a key's answer may be served (request_count, last_used_at)
+MAX_RENDERED = 10_000
+MAX_FAST_BODY = 16 * 1024  # larger verify bodies (still valid) go through the framework
+
+_FIELDS = frozenset({"key", "scopes", "ip", "cost"})
+_HEX = frozenset("0123456789abcdef")
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+log = logging.getLogger("akener.request")
+
+
+class Handoff(Exception):
+    """The request is not the common case: the framework answers it."""
+
+
+def _text(value: object, limit: int) -> str:
+    """A JSON string the strict model accepts as is (no lone surrogates), else Handoff."""
+    if type(value) is not str or len(value) > limit:
+        raise Handoff
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Handoff from None
+    return value
+
+
+def parse_verify_body(body: bytes) -> tuple[str, list[str], str | None, int]:
+    """``key``, ``scopes``, ``ip`` and ``cost`` of a body ``VerifyRequest`` accepts as it is;
+    Handoff for anything else (the framework then answers 400 or 422)."""
+    try:
+        data = json.loads(body)  # what the framework uses (Request.json)
+    except ValueError:
+        raise Handoff from None
+    if type(data) is not dict or "key" not in data or not _FIELDS.issuperset(data):
+        raise Handoff
+    key = _text(data["key"], 4096)
+    scopes = data.get("scopes", [])
+    if type(scopes) is not list or len(scopes) > MAX_SCOPES:
+        raise Handoff
+    for scope in scopes:
+        _text(scope, 1 << 30)
+    ip = data.get("ip")
+    if ip is not None:
+        try:
+            ip = str(ipaddress.ip_address(_text(ip, 64)))
+        except ValueError:
+            raise Handoff from None
+    cost = data.get("cost", 1)
+    if type(cost) is not int or not 0 <= cost <= MAX_COST:
+        raise Handoff
+    return key, scopes, ip, cost
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` giving ``messages`` (already read here) again first."""
+    pending = list(messages)
+
+    async def again() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return again
+
+
+class ApiFastPath:
+    """The hot API routes for the common case; ``framework`` (the full stack) for the rest."""
+
+    def __init__(self, framework: ASGIApp, max_body_bytes: int) -> None:
+        self.framework = framework
+        self.max_body = min(max_body_bytes, MAX_FAST_BODY)
+        self.runtime: Runtime | None = None
+        # key id -> (key cache generation, monotonic deadline, response start, body)
+        self._rendered: dict[str, tuple[int, float, Message, bytes]] = {}
+        self.answered = 0  # requests answered here without the framework (tests read it)
+
+    def start(self, runtime: Runtime | None) -> None:
+        """Serve with ``runtime`` (None: everything goes to the framework)."""
+        self.runtime = runtime
+        self._rendered.clear()
+
+    def route(self, path: str) -> Callable[[Scope, Receive, Send], Any] | None:
+        """The handler for ``path``, or None when the framework handles it."""
+        if self.runtime is None:
+            return None
+        if path == VERIFY_PATH:
+            return self.verify
+        if path == WHOAMI_PATH:
+            return self.whoami
+        if (
+            len(path) == len(KEY_PREFIX) + KEY_ID_LENGTH
+            and path.startswith(KEY_PREFIX)
+            and _HEX.issuperset(path[len(KEY_PREFIX) :])
+        ):
+            return self.get_key
+        return None
+
+    # --- POST /api/v1/keys/verify --------------------------------------------------------------
+
+    async def verify(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The verify API (akener.api.verify.verify) for a well-formed JSON body."""
+        started = time.perf_counter()
+        length = self._json_length(scope) if scope["method"] == "POST" else None
+        if length is None:
+            await self.framework(scope, receive, send)
+            return
+        messages, body = await self._read(receive, length)
+        try:
+            if body is None:
+                raise Handoff
+            key, scopes, ip, cost = parse_verify_body(body)
+        except Handoff:
+            await self.framework(scope, _replay(messages, receive), send)
+            return
+        runtime = self.runtime
+        assert runtime is not None
+        verifier = runtime.verifier
+        try:
+            actor = await self._caller(verifier, scope)
+            verdict, entry, admission = await check_for(
+                verifier, actor, key=key, scopes=scopes, ip=ip, cost=cost
+            )
+        except AkenerError as exc:
+            await self._refuse(exc, scope, receive, send, started)
+            return
+        rendered = b"null" if entry is None else self._verified_json(entry)
+        limits = limits_read(admission)
+        answer = b"".join(
+            (
+                b'{"valid":true,"code":"'
+                if verdict is Verdict.VALID
+                else b'{"valid":false,"code":"',
+                verdict.value.encode("ascii"),
+                b'","key":',
+                rendered,
+                b',"limits":',
+                b"null" if limits is None else limits.model_dump_json().encode(),
+                b"}",
+            )
+        )
+        await self._send_json(send, answer)
+        self.answered += 1
+        if log.isEnabledFor(logging.INFO):
+            log_request(log, scope, 200, started)
+
+    @staticmethod
+    def _verified_json(entry: CachedKey) -> bytes:
+        # Rendered once per cache entry: it dies with the entry, so never outlives a change.
+        rendered = entry.api
+        if rendered is None:
+            read = verified_read(VerifiedKey.from_entry(entry))
+            rendered = entry.api = read.model_dump_json().encode()
+        assert isinstance(rendered, bytes)
+        return rendered
+
+    def _json_length(self, scope: Scope) -> int | None:
+        """The body length of a request with one ``Content-Type: application/json`` and one
+        small ``Content-Length`` (and no other framing); None otherwise."""
+        content_type = length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                if content_type is not None:
+                    return None
+                content_type = value
+            elif name == b"content-length":
+                if length is not None or not value.isdigit():
+                    return None
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return None
+        if content_type != b"application/json" or length is None:
+            return None
+        return length if 0 < length <= self.max_body else None
+
+    @staticmethod
+    async def _read(receive: Receive, length: int) -> tuple[list[Message], bytes | None]:
+        """Every message of the body; the body, or None when it is not ``length`` bytes or the
+        client went away."""
+        messages: list[Message] = []
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages, None
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return messages, body if len(body) == length else None
+
+    # --- GET /api/v1/whoami and GET /api/v1/keys/{id} -------------------------------------------
+
+    async def whoami(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The calling key (akener.api.keys.whoami)."""
+        await self._key_answer(scope, receive, send, None)
+
+    async def get_key(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One key by id (akener.api.keys.get_key), for a caller holding api_keys.read."""
+        await self._key_answer(scope, receive, send, scope["path"][len(KEY_PREFIX) :])
+
+    async def _key_answer(
+        self, scope: Scope, receive: Receive, send: Send, key_id: str | None
+    ) -> None:
+        started = time.perf_counter()
+        if scope["method"] != "GET" or not self._bodiless(scope):
+            await self.framework(scope, receive, send)
+            return
+        runtime = self.runtime
+        assert runtime is not None
+        verifier = runtime.verifier
+        try:
+            actor = await self._caller(verifier, scope)
+        except AkenerError as exc:
+            await self._refuse(exc, scope, receive, send, started)
+            return
+        if key_id is None:
+            key_id = actor.id
+        elif not actor.has(API_KEYS_READ):
+            await self._handoff(scope, receive, send, actor)  # the framework's 403
+            return
+        cache = verifier.cache
+        generation = cache.generation
+        copy = self._rendered.get(key_id)
+        if (
+            copy is not None
+            and copy[0] == generation
+            and cache.trusted
+            and copy[1] > time.monotonic()
+        ):
+            await send(copy[2])
+            await send({"type": "http.response.body", "body": copy[3]})
+            self.answered += 1
+            if log.isEnabledFor(logging.INFO):
+                log_request(log, scope, 200, started)
+            return
+        await self._handoff(scope, receive, send, actor, (key_id, generation))
+
+    @staticmethod
+    def _bodiless(scope: Scope) -> bool:
+        for name, _ in scope["headers"]:
+            if name in (b"content-length", b"transfer-encoding"):
+                return False
+        return True
+
+    async def _handoff(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        actor: Principal,
+        keep: tuple[str, int] | None = None,
+    ) -> None:
+        """The framework answers for an authenticated caller (its limits are not applied again);
+        with ``keep`` (key id, generation) a 200 is copied for later requests."""
+        scope[AUTHENTICATED] = actor
+        if keep is None:
+            await self.framework(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def copying_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.framework(scope, receive, copying_send)
+        if start is not None and start["status"] == 200:
+            self._keep(keep, start, b"".join(chunks))
+
+    def _keep(self, keep: tuple[str, int], start: Message, body: bytes) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        cache = runtime.verifier.cache
+        key_id, generation = keep
+        # Credits change on every request of the key that has them: never copied.
+        if not cache.trusted or cache.generation != generation or b'"credits":null' not in body:
+            return
+        if len(self._rendered) >= MAX_RENDERED:
+            self._rendered.clear()
+        deadline = time.monotonic() + RENDER_TTL
+        self._rendered[key_id] = (generation, deadline, start, body)
+
+    # --- shared ----------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _caller(verifier: Verifier, scope: Scope) -> Principal:
+        """The calling key as the Bearer layer finds it (akener.api.auth.ApiKeyAuthMiddleware)."""
+        peer = scope.get("client")
+        client = verifier.client(peer[0] if peer else None, scope["headers"])
+        key = parse_bearer(authorization_values(scope["headers"]))
+        verified = await verifier.verify(key, client)
+        return verified.principal(client)
+
+    @staticmethod
+    async def _refuse(
+        exc: AkenerError, scope: Scope, receive: Receive, send: Send, started: float
+    ) -> None:
+        answer = akener_error_response(exc)
+        await answer(scope, receive, send)
+        if log.isEnabledFor(logging.INFO):
+            log_request(log, scope, answer.status_code, started)
+
+    @staticmethod
+    async def _send_json(send: Send, body: bytes) -> None:
+        headers = [(b"content-length", str(len(body)).encode("ascii")), _JSON_HEADERS]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
