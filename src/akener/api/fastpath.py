@@ -29,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,7 @@ from akener.api.auth import AUTHENTICATED
 from akener.api.errors import akener_error_response
 from akener.api.verify import limits_read, verified_read
 from akener.errors import AkenerError
+from akener.keys import tokens
 from akener.keys.schemas import MAX_SCOPES
 from akener.logs import log_request
 from akener.runtime import Runtime
@@ -56,6 +58,7 @@ MAX_FAST_BODY = 16 * 1024  # larger verify bodies (still valid) go through the f
 _FIELDS = frozenset({"key", "scopes", "ip", "cost"})
 _HEX = frozenset("0123456789abcdef")
 _JSON_HEADERS = (b"content-type", b"application/json")
+_DECODE = json.JSONDecoder().decode  # the decoder json.loads uses when given no options
 
 log = logging.getLogger("akener.request")
 
@@ -80,7 +83,8 @@ def parse_verify_body(body: bytes) -> tuple[str, list[str], str | None, int]:
     """``key``, ``scopes``, ``ip`` and ``cost`` of a body ``VerifyRequest`` accepts as it is;
     Handoff for anything else (the framework then answers 400 or 422)."""
     try:
-        data = json.loads(body)  # what the framework uses (Request.json)
+        # json.loads(body), what the framework uses (Request.json), without its argument checks.
+        data = _DECODE(body.decode(json.detect_encoding(body), "surrogatepass"))
     except ValueError:
         raise Handoff from None
     if type(data) is not dict or "key" not in data or not _FIELDS.issuperset(data):
@@ -101,6 +105,30 @@ def parse_verify_body(body: bytes) -> tuple[str, list[str], str | None, int]:
     if type(cost) is not int or not 0 <= cost <= MAX_COST:
         raise Handoff
     return key, scopes, ip, cost
+
+
+def _client(verifier: Verifier, scope: Scope) -> str | None:
+    peer = scope.get("client")
+    return verifier.client(peer[0] if peer else None, scope["headers"])
+
+
+def _cached_caller(verifier: Verifier, key: str) -> Principal | None:
+    """What ``Verifier.verify`` decides for a cached, valid key without limits, without awaiting
+    and without the client address (only limits, the flood guard on a miss and the audit log
+    read it; _handoff adds it); None for any other key."""
+    if not tokens.is_well_formed(key):
+        return None
+    entry = verifier.cached(key)
+    if (
+        isinstance(entry, CachedKey)
+        and entry.limits is None
+        and entry.active
+        and (entry.expires_at is None or entry.expires_at > verifier.now())
+    ):
+        if verifier.usage is not None:
+            verifier.usage.record(entry.id)
+        return Principal(kind="key", id=entry.id, permissions=entry.scopes)
+    return None
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -228,8 +256,15 @@ class ApiFastPath:
     async def _read(receive: Receive, length: int) -> tuple[list[Message], bytes | None]:
         """Every message of the body; the body, or None when it is not ``length`` bytes or the
         client went away."""
-        messages: list[Message] = []
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body = message.get("body", b"")
+            return [message], body if len(body) == length else None
+        messages: list[Message] = [message]
         chunks: list[bytes] = []
+        if message["type"] != "http.request":
+            return messages, None
+        chunks.append(message.get("body", b""))
         while True:
             message = await receive()
             messages.append(message)
@@ -305,6 +340,9 @@ class ApiFastPath:
     ) -> None:
         """The framework answers for an authenticated caller (its limits are not applied again);
         with ``keep`` (key id, generation) a 200 is copied for later requests."""
+        runtime = self.runtime
+        if actor.client is None and runtime is not None:
+            actor = replace(actor, client=_client(runtime.verifier, scope))
         scope[AUTHENTICATED] = actor
         if keep is None:
             await self.framework(scope, receive, send)
@@ -343,9 +381,11 @@ class ApiFastPath:
     @staticmethod
     async def _caller(verifier: Verifier, scope: Scope) -> Principal:
         """The calling key as the Bearer layer finds it (akener.api.auth.ApiKeyAuthMiddleware)."""
-        peer = scope.get("client")
-        client = verifier.client(peer[0] if peer else None, scope["headers"])
         key = parse_bearer(authorization_values(scope["headers"]))
+        actor = _cached_caller(verifier, key)
+        if actor is not None:
+            return actor
+        client = _client(verifier, scope)
         verified = await verifier.verify(key, client)
         return verified.principal(client)
 

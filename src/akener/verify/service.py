@@ -348,9 +348,7 @@ class Verifier:
         if not tokens.is_well_formed(key):
             return Verdict.MALFORMED, None, None
         entry = await self.lookup(key, client)
-        verdict = judge(entry, self.now())
-        if verdict is not Verdict.VALID and entry is not None and self.refusals is not None:
-            self.refusals.note(entry.id, verdict.value, client, self.now())
+        verdict = self._judged(entry, client)
         admission = None
         if verdict is Verdict.VALID and entry is not None and limits:
             admission = await self.admit(entry, client, cost)
@@ -359,6 +357,25 @@ class Verifier:
         if verdict is Verdict.VALID and entry is not None and self.usage is not None:
             self.usage.record(entry.id)
         return verdict, entry, admission
+
+    def _judged(self, entry: CachedKey | None, client: str | None) -> Verdict:
+        verdict = judge(entry, self.now())
+        if verdict is not Verdict.VALID and entry is not None and self.refusals is not None:
+            self.refusals.note(entry.id, verdict.value, client, self.now())
+        return verdict
+
+    def check_cached(self, key: str) -> tuple[Verdict, CachedKey | None] | None:
+        """``check_admitted(key, limits=False)`` without awaiting, when the cache can answer;
+        None when only the database can (then call check_admitted)."""
+        if not tokens.is_well_formed(key):
+            return Verdict.MALFORMED, None
+        entry = self.cached(key)
+        if entry is MISS:
+            return None
+        verdict = self._judged(entry, None)
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
+            self.usage.record(entry.id)
+        return verdict, entry
 
     async def verify(self, key: str, client: str | None = None) -> VerifiedKey:
         """The key's identity, or AuthenticationFailed with the one generic message;
@@ -427,13 +444,17 @@ async def check_for(
     actor.require(API_KEYS_VERIFY)
     if not 0 <= cost <= MAX_COST:
         raise InvalidInput(f"cost must be between 0 and {MAX_COST}", field="cost")
-    verdict, entry, _ = await verifier.check_admitted(key, limits=False)
+    cached = verifier.check_cached(key)
+    if cached is not None:
+        verdict, entry = cached
+    else:
+        verdict, entry, _ = await verifier.check_admitted(key, limits=False)
     if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
         return verdict, None, None
     if verdict is Verdict.VALID and not entry.scopes.issuperset(scopes):
         verdict = Verdict.INSUFFICIENT_SCOPE
     admission = None
-    if verdict is Verdict.VALID:
+    if verdict is Verdict.VALID and entry.limits is not None:  # admit() is None without limits
         admission = await verifier.admit(entry, ip, cost)
         if admission is not None and admission.code is not None:
             verdict = Verdict(admission.code)
