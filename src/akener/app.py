@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from akener import __version__
 from akener.api.audit import router as audit_router
 from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
+from akener.api.deps import get_runtime, runtime_dependency
 from akener.api.docs import STATIC_PREFIX, install_docs
 from akener.api.errors import install_error_handlers
 from akener.api.fastpath import ApiFastPath
@@ -49,6 +50,7 @@ def build_api() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(api)
+    api.dependency_overrides[get_runtime] = runtime_dependency
     install_docs(api)
     api.include_router(verify_router)
     api.include_router(keys_router)
