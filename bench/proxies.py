@@ -34,10 +34,11 @@ PROXIES = ("nginx", "traefik", "caddy", "envoy")
 
 
 def _any_answer(module: Any) -> None:
-    """The test modules wait for akener's refusal; the floor allows everything: any answer."""
+    """The test modules wait for akener's refusal; the floor allows everything: any answer but
+    a 404 (Traefik's answer until its routers are loaded)."""
     wait = module.wait_until_up
     module.wait_until_up = lambda process, url, log, ready: wait(
-        process, url, log, ready=lambda _status: True
+        process, url, log, ready=lambda status: status != 404
     )
 
 
