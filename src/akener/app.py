@@ -13,10 +13,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from akener import __version__
 from akener.api.audit import router as audit_router
 from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
-from akener.api.deps import get_runtime, runtime_dependency
+from akener.api.deps import SAFE_METHODS, get_runtime, runtime_dependency
 from akener.api.docs import STATIC_PREFIX, install_docs
 from akener.api.errors import install_error_handlers
-from akener.api.fastpath import ApiFastPath
+from akener.api.fastpath import VERIFY_PATH, ApiFastPath
 from akener.api.hooks import router as hooks_router
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
@@ -128,10 +128,13 @@ class AkenerApp:
             path = scope["path"]
             if path == "/authz" or path.startswith("/authz/"):
                 await self._authz(scope, receive, send)
-            elif path.startswith("/api/v1/") and (fast := self.fast.route(path)) is not None:
-                await fast(scope, receive, send)
             else:
-                await self._http(scope, receive, send)
+                if scope["method"] not in SAFE_METHODS and path != VERIFY_PATH:
+                    send = self.fast.noting_writes(send)
+                if path.startswith("/api/v1/") and (fast := self.fast.route(path)) is not None:
+                    await fast(scope, receive, send)
+                else:
+                    await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:

@@ -262,3 +262,40 @@ async def test_a_key_with_credits_is_never_answered_from_a_copy(
         for _ in range(3)
     ]
     assert left == [9, 8, 7]
+
+
+async def test_the_key_list_answers_the_documented_bytes_and_never_misses_a_new_key(
+    app: AkenerApp,
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    framework: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="akener.request")
+    _, admin = await make_key(runtime, "admin")
+    _, bare = await make_key(runtime, "bare", scopes=[])
+    for n in range(3):
+        await make_key(runtime, f"listed {n}", scopes=["incidents.read"])
+    queries = ["", "?limit=2", "?status=ACTIVE&sort=name", "?limit=0", "?sort=nope", "?q=%00"]
+    answered = app.fast.answered
+    for _ in range(2):  # the second time from the copy
+        for query in queries:
+            for sent in (bearer(admin), bearer(bare), {}):
+                slow = await framework.get("/api/v1/keys" + query, headers=sent)
+                fast = await client.get("/api/v1/keys" + query, headers=sent)
+                _same(fast, slow, (query, sent))
+                lines = _lines(caplog)
+                assert len(lines) == 2 and lines[0] == lines[1], (query, lines)
+    assert app.fast.answered - answered >= 3  # the 200s of the second round
+    made = await client.post("/api/v1/keys", json={"name": "brand new"}, headers=bearer(admin))
+    assert made.status_code == 201
+    names = [
+        k["name"] for k in (await client.get("/api/v1/keys", headers=bearer(admin))).json()["items"]
+    ]
+    assert "brand new" in names
+    off = await client.patch(
+        f"/api/v1/keys/{made.json()['id']}", json={"status": "INACTIVE"}, headers=bearer(admin)
+    )
+    assert off.status_code == 200
+    items = (await client.get("/api/v1/keys", headers=bearer(admin))).json()["items"]
+    assert next(k for k in items if k["name"] == "brand new")["status"] == "INACTIVE"

@@ -1,10 +1,10 @@
 """The API's hot routes without the framework, for the common case (docs/verification.md).
 
-``POST /api/v1/keys/verify``, ``GET /api/v1/whoami`` and ``GET /api/v1/keys/{id}`` are what a
-service calls on every request of its own, so they are dispatched before FastAPI like
-``/authz``. The FastAPI routes stay the documented reference, and this module only answers when
-its answer is, byte for byte, the one they would give (tests/integration/test_fastpath.py
-compares the two on odd requests):
+``POST /api/v1/keys/verify``, ``GET /api/v1/whoami``, ``GET /api/v1/keys/{id}`` and
+``GET /api/v1/keys`` are what services call on every request of their own, so they are
+dispatched before FastAPI like ``/authz``. The FastAPI routes stay the documented reference,
+and this module answers only with what they would answer, byte for byte
+(tests/integration/test_fastpath.py compares the two on odd requests):
 
 * Anything unusual goes to the framework untouched: another method, another content type, no
   ``Content-Length``, a body that is not exactly what ``VerifyRequest`` accepts. The body read
@@ -12,11 +12,12 @@ compares the two on odd requests):
 * The calling key is checked exactly as the Bearer layer checks it (``Verifier.verify``: its
   status, expiry, allowlist, windows and credits), and its refusals are rendered by the same
   function (``akener_error_response``).
-* ``whoami`` and one key answer from a copy of the framework's own answer (status 200, headers
-  and body) kept for at most ``RENDER_TTL`` seconds, and only while the key cache's generation
-  has not moved: any key change (of any key, on any process or host, as the key cache learns it)
-  drops every copy. When there is no copy, the framework answers (with the caller already
-  authenticated, so its limits count once) and its answer is kept.
+* ``whoami``, one key and a page of the key list answer from a copy of the framework's own
+  answer (status 200, headers and body) kept for at most ``RENDER_TTL`` seconds, and only while
+  the key cache's generation has not moved: any key change (of any key, on any process or host,
+  as the key cache learns it) drops every copy; so does, for the list, any write through this
+  process (a new key makes no change event). When there is no copy, the framework answers (with
+  the caller already authenticated, so its limits count once) and its answer is kept.
 * The access line (``akener.request``) is the same as the framework's (akener.logs.log_request).
 
 Each route is one method below so that counters (metrics) can be added to each separately.
@@ -50,6 +51,7 @@ from akener.verify.service import MAX_COST, Verdict, VerifiedKey, Verifier, chec
 VERIFY_PATH = "/api/v1/keys/verify"
 WHOAMI_PATH = "/api/v1/whoami"
 KEY_PREFIX = "/api/v1/keys/"
+LIST_PATH = "/api/v1/keys"
 KEY_ID_LENGTH = 32  # uuid4().hex
 RENDER_TTL = 1.0  # seconds a copy of a key's answer may be served (request_count, last_used_at)
 MAX_RENDERED = 10_000
@@ -150,9 +152,24 @@ class ApiFastPath:
         self.framework = framework
         self.max_body = min(max_body_bytes, MAX_FAST_BODY)
         self.runtime: Runtime | None = None
-        # key id -> (key cache generation, monotonic deadline, response start, body)
-        self._rendered: dict[str, tuple[int, float, Message, bytes]] = {}
+        # key id, or "?" + query for a page of the key list -> (stamp, monotonic deadline,
+        # response start, body); the stamp is (key cache generation, writes) when it was made.
+        self._rendered: dict[str, tuple[tuple[int, int], float, Message, bytes]] = {}
+        # Answers to requests that may have changed keys (any but GET, HEAD, OPTIONS, /authz and
+        # the verify API) sent by this process: a new key changes the list without a change event.
+        self.writes = 0
         self.answered = 0  # requests answered here without the framework (tests read it)
+
+    def noting_writes(self, send: Send) -> Send:
+        """``send`` for a request that may change keys: its answer, sent after its commit,
+        drops the list's copies (a new key makes no change event)."""
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.writes += 1
+            await send(message)
+
+        return noting
 
     def start(self, runtime: Runtime | None) -> None:
         """Serve with ``runtime`` (None: everything goes to the framework)."""
@@ -167,6 +184,8 @@ class ApiFastPath:
             return self.verify
         if path == WHOAMI_PATH:
             return self.whoami
+        if path == LIST_PATH:
+            return self.list_keys
         if (
             len(path) == len(KEY_PREFIX) + KEY_ID_LENGTH
             and path.startswith(KEY_PREFIX)
@@ -286,6 +305,11 @@ class ApiFastPath:
         """One key by id (akener.api.keys.get_key), for a caller holding api_keys.read."""
         await self._key_answer(scope, receive, send, scope["path"][len(KEY_PREFIX) :])
 
+    async def list_keys(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A page of the key list (akener.api.keys.list_keys), for a caller holding
+        api_keys.read; its copy is also dropped by any write through this process."""
+        await self._key_answer(scope, receive, send, "?" + scope["query_string"].decode("latin-1"))
+
     async def _key_answer(
         self, scope: Scope, receive: Receive, send: Send, key_id: str | None
     ) -> None:
@@ -307,21 +331,16 @@ class ApiFastPath:
             await self._handoff(scope, receive, send, actor)  # the framework's 403
             return
         cache = verifier.cache
-        generation = cache.generation
+        stamp = (cache.generation, self.writes)
         copy = self._rendered.get(key_id)
-        if (
-            copy is not None
-            and copy[0] == generation
-            and cache.trusted
-            and copy[1] > time.monotonic()
-        ):
+        if copy is not None and copy[0] == stamp and cache.trusted and copy[1] > time.monotonic():
             await send(copy[2])
             await send({"type": "http.response.body", "body": copy[3]})
             self.answered += 1
             if log.isEnabledFor(logging.INFO):
                 log_request(log, scope, 200, started)
             return
-        await self._handoff(scope, receive, send, actor, (key_id, generation))
+        await self._handoff(scope, receive, send, actor, (key_id, stamp))
 
     @staticmethod
     def _bodiless(scope: Scope) -> bool:
@@ -336,10 +355,10 @@ class ApiFastPath:
         receive: Receive,
         send: Send,
         actor: Principal,
-        keep: tuple[str, int] | None = None,
+        keep: tuple[str, tuple[int, int]] | None = None,
     ) -> None:
         """The framework answers for an authenticated caller (its limits are not applied again);
-        with ``keep`` (key id, generation) a 200 is copied for later requests."""
+        with ``keep`` (what is copied, stamp) a 200 is copied for later requests."""
         runtime = self.runtime
         if actor.client is None and runtime is not None:
             actor = replace(actor, client=_client(runtime.verifier, scope))
@@ -362,19 +381,22 @@ class ApiFastPath:
         if start is not None and start["status"] == 200:
             self._keep(keep, start, b"".join(chunks))
 
-    def _keep(self, keep: tuple[str, int], start: Message, body: bytes) -> None:
+    def _keep(self, keep: tuple[str, tuple[int, int]], start: Message, body: bytes) -> None:
         runtime = self.runtime
         if runtime is None:
             return
         cache = runtime.verifier.cache
-        key_id, generation = keep
-        # Credits change on every request of the key that has them: never copied.
-        if not cache.trusted or cache.generation != generation or b'"credits":null' not in body:
+        key_id, stamp = keep
+        if not cache.trusted or (cache.generation, self.writes) != stamp:
+            return
+        # A key's credits change with every request of it: never copied (a list page is, for at
+        # most RENDER_TTL, like its usage counts).
+        if not key_id.startswith("?") and b'"credits":null' not in body:
             return
         if len(self._rendered) >= MAX_RENDERED:
             self._rendered.clear()
         deadline = time.monotonic() + RENDER_TTL
-        self._rendered[key_id] = (generation, deadline, start, body)
+        self._rendered[key_id] = (stamp, deadline, start, body)
 
     # --- shared ----------------------------------------------------------------------------------
 
