@@ -75,7 +75,7 @@ class AkenerApp:
         stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
         stack = LocalRedirectsMiddleware(stack, settings.public_url)
         self._http: ASGIApp = RequestLogMiddleware(stack)
-        # The verify API, whoami and one key, before the framework when that changes no answer.
+        # The verify API, whoami, one key and the key list before the framework (same answers).
         self.fast = ApiFastPath(self._http, settings.max_body_bytes)
         # Forward-auth bypasses the framework and the per-request log line (docs/verification.md).
         self._authz: ASGIApp = not_started

@@ -3,6 +3,7 @@ the same odd requests sent both ways give the same status, headers, body and acc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -299,3 +300,16 @@ async def test_the_key_list_answers_the_documented_bytes_and_never_misses_a_new_
     assert off.status_code == 200
     items = (await client.get("/api/v1/keys", headers=bearer(admin))).json()["items"]
     assert next(k for k in items if k["name"] == "brand new")["status"] == "INACTIVE"
+
+
+async def test_requests_arriving_while_a_copy_is_made_share_it(
+    app: AkenerApp, runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    _, key = await make_key(runtime, "busy", scopes=["api_keys.read"])
+    answered = app.fast.answered
+    answers = await asyncio.gather(
+        *(client.get("/api/v1/whoami", headers=bearer(key)) for _ in range(8))
+    )
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len({a.content for a in answers}) == 1
+    assert app.fast.answered - answered == 7  # one went to the framework, the others waited

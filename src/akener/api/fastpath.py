@@ -25,6 +25,7 @@ Each route is one method below so that counters (metrics) can be added to each s
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -58,6 +59,7 @@ MAX_RENDERED = 10_000
 MAX_FAST_BODY = 16 * 1024  # larger verify bodies (still valid) go through the framework
 
 _FIELDS = frozenset({"key", "scopes", "ip", "cost"})
+Copy = tuple[Message, bytes]  # a kept answer: its response start and its body
 _HEX = frozenset("0123456789abcdef")
 _JSON_HEADERS = (b"content-type", b"application/json")
 _DECODE = json.JSONDecoder().decode  # the decoder json.loads uses when given no options
@@ -159,6 +161,9 @@ class ApiFastPath:
         # the verify API) sent by this process: a new key changes the list without a change event.
         self.writes = 0
         self.answered = 0  # requests answered here without the framework (tests read it)
+        # What is being copied right now: (stamp, the answer once there) per copy key, so that
+        # requests arriving meanwhile wait for it instead of each asking the framework.
+        self._flights: dict[str, tuple[tuple[int, int], asyncio.Future[Copy | None]]] = {}
 
     def noting_writes(self, send: Send) -> Send:
         """``send`` for a request that may change keys: its answer, sent after its commit,
@@ -334,13 +339,22 @@ class ApiFastPath:
         stamp = (cache.generation, self.writes)
         copy = self._rendered.get(key_id)
         if copy is not None and copy[0] == stamp and cache.trusted and copy[1] > time.monotonic():
-            await send(copy[2])
-            await send({"type": "http.response.body", "body": copy[3]})
-            self.answered += 1
-            if log.isEnabledFor(logging.INFO):
-                log_request(log, scope, 200, started)
+            await self._send_copy(scope, send, (copy[2], copy[3]), started)
             return
+        flight = self._flights.get(key_id)
+        if flight is not None and flight[0] == stamp and cache.trusted:
+            shared = await asyncio.shield(flight[1])
+            if shared is not None and (cache.generation, self.writes) == stamp and cache.trusted:
+                await self._send_copy(scope, send, shared, started)
+                return
         await self._handoff(scope, receive, send, actor, (key_id, stamp))
+
+    async def _send_copy(self, scope: Scope, send: Send, copy: Copy, started: float) -> None:
+        await send(copy[0])
+        await send({"type": "http.response.body", "body": copy[1]})
+        self.answered += 1
+        if log.isEnabledFor(logging.INFO):
+            log_request(log, scope, 200, started)
 
     @staticmethod
     def _bodiless(scope: Scope) -> bool:
@@ -377,26 +391,36 @@ class ApiFastPath:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        await self.framework(scope, receive, copying_send)
-        if start is not None and start["status"] == 200:
-            self._keep(keep, start, b"".join(chunks))
+        flight = (keep[1], asyncio.get_running_loop().create_future())
+        self._flights[keep[0]] = flight
+        kept: Copy | None = None
+        try:
+            await self.framework(scope, receive, copying_send)
+            if start is not None and start["status"] == 200:
+                kept = self._keep(keep, start, b"".join(chunks))
+        finally:
+            flight[1].set_result(kept)
+            if self._flights.get(keep[0]) is flight:
+                del self._flights[keep[0]]
 
-    def _keep(self, keep: tuple[str, tuple[int, int]], start: Message, body: bytes) -> None:
+    def _keep(self, keep: tuple[str, tuple[int, int]], start: Message, body: bytes) -> Copy | None:
+        """Keep ``start`` and ``body`` when they may be served again; the copy, or None."""
         runtime = self.runtime
         if runtime is None:
-            return
+            return None
         cache = runtime.verifier.cache
         key_id, stamp = keep
         if not cache.trusted or (cache.generation, self.writes) != stamp:
-            return
+            return None
         # A key's credits change with every request of it: never copied (a list page is, for at
         # most RENDER_TTL, like its usage counts).
         if not key_id.startswith("?") and b'"credits":null' not in body:
-            return
+            return None
         if len(self._rendered) >= MAX_RENDERED:
             self._rendered.clear()
         deadline = time.monotonic() + RENDER_TTL
         self._rendered[key_id] = (stamp, deadline, start, body)
+        return start, body
 
     # --- shared ----------------------------------------------------------------------------------
 
