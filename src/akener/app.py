@@ -14,8 +14,10 @@ from akener import __version__
 from akener.api.audit import router as audit_router
 from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
 from akener.api.changes import router as changes_router
+from akener.api.deps import SAFE_METHODS, get_runtime, runtime_dependency
 from akener.api.docs import STATIC_PREFIX, install_docs
 from akener.api.errors import install_error_handlers
+from akener.api.fastpath import VERIFY_PATH, ApiFastPath
 from akener.api.hooks import router as hooks_router
 from akener.api.keys import router as keys_router
 from akener.api.limits import BodySizeLimitMiddleware
@@ -50,6 +52,7 @@ def build_api() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(api)
+    api.dependency_overrides[get_runtime] = runtime_dependency
     install_docs(api)
     api.include_router(verify_router)
     api.include_router(changes_router)  # before /keys/{id}
@@ -75,6 +78,8 @@ class AkenerApp:
         stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
         stack = LocalRedirectsMiddleware(stack, settings.public_url)
         self._http: ASGIApp = RequestLogMiddleware(stack)
+        # The verify API, whoami, one key and the key list before the framework (same answers).
+        self.fast = ApiFastPath(self._http, settings.max_body_bytes)
         # Forward-auth bypasses the framework and the per-request log line (docs/verification.md).
         self._authz: ASGIApp = not_started
 
@@ -95,6 +100,11 @@ class AkenerApp:
             raise RuntimeError("akener is not started")
         return self._runtime
 
+    @property
+    def framework(self) -> ASGIApp:
+        """Every HTTP request through the framework, without the fast paths (tests compare)."""
+        return self._http
+
     def _verifier(self) -> Verifier:
         return self.runtime.verifier
 
@@ -106,9 +116,11 @@ class AkenerApp:
         self.api.state.runtime = runtime
         self.web.state.runtime = runtime
         self._authz = ForwardAuth(runtime.verifier)
+        self.fast.start(runtime)
         try:
             yield runtime
         finally:
+            self.fast.start(None)
             self._authz = not_started
             self._runtime = None
             await runtime.close()
@@ -120,7 +132,12 @@ class AkenerApp:
             if path == "/authz" or path.startswith("/authz/"):
                 await self._authz(scope, receive, send)
             else:
-                await self._http(scope, receive, send)
+                if scope["method"] not in SAFE_METHODS and path != VERIFY_PATH:
+                    send = self.fast.noting_writes(send)
+                if path.startswith("/api/v1/") and (fast := self.fast.route(path)) is not None:
+                    await fast(scope, receive, send)
+                else:
+                    await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:

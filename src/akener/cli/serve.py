@@ -88,6 +88,12 @@ def serve(
     SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
 
 
+# How long an idle keep-alive connection stays open. Proxies that reuse connections to akener
+# must close idle ones sooner (docs/forward-auth.md sets 30 s), or a request can meet a
+# connection akener is closing at that moment. 60 s is the most granian allows.
+KEEP_ALIVE_SECONDS = 60
+
+
 def run_uvicorn(host: str, port: int, workers: int, _log_level: str) -> None:
     """Serve with uvicorn (logging is configured by the app factory in each worker)."""
     import uvicorn
@@ -102,6 +108,7 @@ def run_uvicorn(host: str, port: int, workers: int, _log_level: str) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
@@ -109,6 +116,7 @@ def run_granian(host: str, port: int, workers: int, log_level: str) -> None:
     """Serve with granian; its own log lines go through akener's JSON formatter."""
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     Granian(
@@ -122,6 +130,9 @@ def run_granian(host: str, port: int, workers: int, log_level: str) -> None:
         log_level=LogLevels(log_level.lower()),
         log_access=False,
         log_dictconfig=granian_logging(log_level),
+        # granian closes a connection that sends no request headers for this long, idle
+        # keep-alive connections included (measured: 30 s by default).
+        http1_settings=HTTP1Settings(header_read_timeout=KEEP_ALIVE_SECONDS * 1000),
     ).serve()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from datetime import datetime
 from typing import Any, Final, Literal
 
 DEFAULT_MAX_KEYS = 100_000
@@ -36,7 +37,7 @@ MISS: Final = Miss.MISS  # "the cache cannot say": only the database can answer
 class CachedKey:
     """What the checks need to know about one stored key (active or not)."""
 
-    __slots__ = ("active", "edge", "expires_at", "id", "limits", "name", "scopes")
+    __slots__ = ("active", "api", "edge", "expires_at", "expiry", "id", "limits", "name", "scopes")
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class CachedKey:
         active: bool,
         expires_at: float | None = None,
         limits: Any = None,
+        expiry: datetime | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -55,9 +57,13 @@ class CachedKey:
         self.expires_at = expires_at
         # akener.verify.limiter.EntryLimits, or None for a key without any limit (the fast path).
         self.limits = limits
+        # The same instant as ``expires_at``, exactly as stored (the verify API shows it).
+        self.expiry = expiry
         # An edge (forward-auth) may memoise its rendering of this entry here, e.g. response
         # headers; it dies with the entry, so it can never outlive an invalidation.
         self.edge: Any = None
+        # The same for the API's fast path (akener.api.fastpath): the rendered JSON of the key.
+        self.api: Any = None
 
 
 class KeyCache:
