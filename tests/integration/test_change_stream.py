@@ -94,7 +94,7 @@ async def test_ready_changes_heartbeat_resume_and_reset(
                 assert change.data["key_id"] == victim_row.id
                 assert change.data["change"] == "deactivated"
                 assert change.id
-                assert latency < 1.0, latency
+                assert latency < 3.0, latency  # bench/verifier.py measures it; this only bounds it
 
                 # What changed is named, never its value.
                 await _change(client, srv.url, admin, "PATCH", other_row.id, json={"scopes": []})
@@ -178,7 +178,7 @@ async def test_the_stream_ends_when_its_own_key_stops_being_valid(
                     started = await _change(client, srv.url, admin, method, row.id, **kw)
                     end = await events.until("end", within=2, skip=("change",))
                     assert end.data == {"reason": "key no longer valid"}
-                    assert time.perf_counter() - started < 1.0
+                    assert time.perf_counter() - started < 3.0
                     assert await events.next() is None  # the server closed it
             async with direct.sessionmaker() as session:
                 soon, soon_key = await service.create_key(
@@ -192,7 +192,7 @@ async def test_the_stream_ends_when_its_own_key_stops_being_valid(
                 await session.commit()
             async with stream(client, srv.url, soon_key) as events:
                 await events.until("ready")
-                end = await events.until("end", within=6)
+                end = await events.until("end", within=6, skip=("change",))
                 assert end.data == {"reason": "key no longer valid"}
                 assert soon.expires_at is not None and utcnow() >= soon.expires_at
                 assert await events.next() is None
