@@ -25,10 +25,12 @@ from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
 from akener.installation.home import locate
 from akener.logs import RequestLogMiddleware, configure_logging
+from akener.ops.handler import OPS_PATHS, OpsEndpoints, TimedEdge
 from akener.redirects import LocalRedirectsMiddleware
 from akener.runtime import Runtime
 from akener.settings import Settings
 from akener.verify.service import Verifier
+from akener.verify.throttle import parse_networks
 from akener.web.app import build_web, wrap_web
 
 log = logging.getLogger("akener")
@@ -36,6 +38,7 @@ log = logging.getLogger("akener")
 # Served by the API app although outside /api: its OpenAPI description and the docs pages.
 API_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DOCS_STATIC = STATIC_PREFIX + "/"
+VERIFY_PATH = "/api/v1/keys/verify"  # counted apart from the rest of the API in /metrics
 
 
 def build_api() -> FastAPI:
@@ -71,7 +74,11 @@ class AkenerApp:
         self._web_stack: ASGIApp = wrap_web(self.web)
         stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
         stack = LocalRedirectsMiddleware(stack, settings.public_url)
-        self._http: ASGIApp = RequestLogMiddleware(stack)
+        observe = self._observe_request if settings.metrics_enabled else None
+        self._http: ASGIApp = RequestLogMiddleware(stack, observe)
+        self._ops = OpsEndpoints(
+            lambda: self._runtime, parse_networks(settings.metrics_allowed_ips)
+        )
         # Forward-auth bypasses the framework and the per-request log line (docs/verification.md).
         self._authz: ASGIApp = not_started
 
@@ -80,6 +87,8 @@ class AkenerApp:
         path = scope.get("path", "")
         if path.startswith("/hooks/"):
             await self.api(scope, receive, send)  # signed by their senders, not by akener keys
+        elif path in OPS_PATHS:
+            await self._ops(scope, receive, send)
         elif is_api_path(path) or path in API_DOC_PATHS or path.startswith(DOCS_STATIC):
             await self._api_stack(scope, receive, send)
         else:
@@ -95,6 +104,16 @@ class AkenerApp:
     def _verifier(self) -> Verifier:
         return self.runtime.verifier
 
+    def _observe_request(self, path: str, status: int, seconds: float) -> None:
+        """Count one answer of the verify API or the management API (docs/metrics.md)."""
+        runtime = self._runtime
+        if runtime is None or runtime.metrics is None:
+            return
+        if path == VERIFY_PATH:
+            runtime.metrics.recorders.verify.observe(status, seconds)
+        elif is_api_path(path):
+            runtime.metrics.recorders.api.observe(status, seconds)
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Start the runtime, serve, then release it (the lifespan, usable from tests)."""
@@ -102,7 +121,7 @@ class AkenerApp:
         self._runtime = runtime
         self.api.state.runtime = runtime
         self.web.state.runtime = runtime
-        self._authz = ForwardAuth(runtime.verifier)
+        self._authz = timed_authz(ForwardAuth(runtime.verifier), runtime)
         try:
             yield runtime
         finally:
@@ -138,6 +157,13 @@ class AkenerApp:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def timed_authz(authz: ASGIApp, runtime: Runtime) -> ASGIApp:
+    """/authz, timed into the metrics when they are on (unchanged when they are off)."""
+    if runtime.metrics is None:
+        return authz
+    return TimedEdge(authz, runtime.metrics.recorders.authz)
 
 
 def create_app() -> AkenerApp:
