@@ -164,7 +164,8 @@ async def test_metrics_off_means_404_and_an_untimed_authz(settings: Settings) ->
         answer = await c.get("/metrics")
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "NOT_FOUND"
-        assert isinstance(app._authz, ForwardAuth)  # no wrapper on the hot path
+        assert isinstance(app._authz, ForwardAuth)
+        assert app._authz.observe is None  # nothing timed on the hot path
         assert (await c.get("/readyz")).status_code == 200
 
 

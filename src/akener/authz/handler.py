@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -171,13 +172,19 @@ def required_by_query(query: bytes) -> frozenset[str] | None:
 class ForwardAuth:
     """The ``/authz`` endpoint; shares the process's Verifier with the API's Bearer check."""
 
-    def __init__(self, verifier: Verifier) -> None:
+    def __init__(
+        self, verifier: Verifier, observe: Callable[[int, float], None] | None = None
+    ) -> None:
         self.verifier = verifier
+        # Metrics (docs/metrics.md): told each answer's status and duration; None when off.
+        self.observe = observe
         self._required_by_query: dict[bytes, frozenset[str] | None] = {}
         self._warned_at: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one forward-auth request."""
+        if self.observe is not None:
+            _start_timing(scope)
         credential: bytes | None = None
         count = 0
         required: frozenset[str] = frozenset()
@@ -258,6 +265,8 @@ class ForwardAuth:
             verifier.usage.record(entry.id)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send(_EMPTY_BODY)
+        if self.observe is not None:
+            _observe(self.observe, scope, 200)
         if log.isEnabledFor(logging.DEBUG):
             self._log(scope, 200, entry)
 
@@ -292,6 +301,8 @@ class ForwardAuth:
             }
         )
         await send({"type": "http.response.body", "body": answer["body"]})
+        if self.observe is not None:
+            _observe(self.observe, scope, answer["status"])
         if log.isEnabledFor(logging.DEBUG):
             self._log(scope, answer["status"], entry)
 
@@ -312,6 +323,20 @@ class ForwardAuth:
                 **{name.replace("-", "_"): value for name, value in seen.items()},
             },
         )
+
+
+_STARTED = "akener.started"  # where the answer's start time waits in the request's scope
+
+
+def _start_timing(scope: Scope) -> None:
+    """Metrics: note when the request arrived (a float in the scope: nothing allocated that
+    the garbage collector tracks, unlike a wrapped ``send``; bench/metrics_overhead.py)."""
+    scope[_STARTED] = time.perf_counter()
+
+
+def _observe(observe: Callable[[int, float], None], scope: Scope, status: int) -> None:
+    """Metrics: hand the answer's status and duration on."""
+    observe(status, time.perf_counter() - scope[_STARTED])
 
 
 async def not_started(scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,8 +8,6 @@
 * ``GET /metrics`` — the Prometheus text format, for a Bearer key holding ``metrics.read`` or a
   connection whose socket address is in ``AKENER_METRICS_ALLOWED_IPS``. Forwarding headers
   are never consulted for that allowlist. 401/403 with akener's JSON errors otherwise.
-
-``TimedEdge`` times an ASGI handler's answers into a recorder (``/authz``).
 """
 
 from __future__ import annotations
@@ -17,10 +15,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from time import perf_counter
+from collections.abc import Callable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from akener.accounts.permissions import METRICS_READ
 from akener.api.errors import akener_error_response, error_response
@@ -28,7 +25,6 @@ from akener.db.errors import RateLimitedLog
 from akener.errors import AkenerError
 from akener.metrics.exposition import CONTENT_TYPE
 from akener.metrics.probes import readiness
-from akener.metrics.recorder import CheckRecorder
 from akener.runtime import Runtime
 from akener.verify.bearer import authorization_values, parse_bearer
 from akener.verify.throttle import Network
@@ -39,41 +35,6 @@ _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
 _OK = json.dumps({"status": "ok"}).encode()
 _NOT_STARTED = json.dumps({"status": "not ready", "checks": {"database": "not started"}}).encode()
-
-
-class _StatusNote:
-    """A ``send`` that notes the status it passes on: the real send's awaitable is returned as
-    is, so timing adds no coroutine per message (measured in bench/metrics_overhead.py)."""
-
-    __slots__ = ("send", "status")
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.status = 0
-
-    def __call__(self, message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-        return self.send(message)
-
-
-class TimedEdge:
-    """Wraps an ASGI handler: each answer's status and duration go to ``recorder``."""
-
-    __slots__ = ("app", "observe")
-
-    def __init__(self, app: ASGIApp, recorder: CheckRecorder) -> None:
-        self.app = app
-        self.observe = recorder.observe
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve, noting the status sent; recorded when the handler returns."""
-        started = perf_counter()
-        note = _StatusNote(send)
-        try:
-            await self.app(scope, receive, note)
-        finally:
-            self.observe(note.status, perf_counter() - started)
 
 
 def _in(address: str | None, networks: tuple[Network, ...]) -> bool:
