@@ -195,3 +195,59 @@ async def test_readyz_is_503_when_migrations_are_behind_and_200_when_newer(
     finally:
         async with app.runtime.engine.begin() as conn:
             await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+
+
+async def test_the_webhook_queue_is_counted(open_to_localhost: httpx.AsyncClient) -> None:
+    from akener.events.models import DeliveryState, OutboxEvent, WebhookDelivery, WebhookEndpoint
+
+    app: AkenerApp = open_to_localhost.app  # type: ignore[attr-defined]
+    runtime = app.runtime
+    sealed, version = runtime.box.seal("whsec_" + "a" * 32)
+    async with runtime.sessionmaker() as session:
+        endpoint = WebhookEndpoint(
+            url="http://127.0.0.1:9/hook",  # nothing listens: the delivery stays pending
+            events=["key.created"],
+            sealed_secret=sealed,
+            secret_version=version,
+            created_by="test",
+        )
+        session.add(endpoint)
+        events = [OutboxEvent(type="key.created", key_id=None, payload={}) for _ in range(2)]
+        session.add_all(events)
+        await session.flush()
+        session.add(WebhookDelivery(endpoint_id=endpoint.id, event_id=events[0].id))
+        session.add(WebhookDelivery(endpoint_id=endpoint.id, event_id=events[0].id))
+        session.add(
+            WebhookDelivery(
+                endpoint_id=endpoint.id, event_id=events[1].id, state=DeliveryState.FAILED
+            )
+        )
+        await session.commit()
+    found = samples((await open_to_localhost.get("/metrics")).text)
+    assert found[("akener_webhook_deliveries", (("state", "pending"),))] == 2
+    assert found[("akener_webhook_deliveries", (("state", "failed"),))] == 1
+    assert found[("akener_webhook_pending_events", ())] == 1
+    assert found[("akener_webhook_oldest_pending_seconds", ())] >= 0
+
+
+async def test_usage_flush_failures_and_losses_are_counted(
+    open_to_localhost: httpx.AsyncClient,
+) -> None:
+    app: AkenerApp = open_to_localhost.app  # type: ignore[attr-defined]
+    usage = app.runtime.usage
+    usage.record("no-such-key-but-counted")
+
+    async def refuse(*_args: object, **_kw: object) -> None:
+        raise OSError("the database is away")
+
+    real_write = usage._write
+    usage._write = refuse  # type: ignore[method-assign]
+    try:
+        assert not await usage.flush()
+        await usage.close(within=0)  # gives up at once: the pending request is lost
+    finally:
+        usage._write = real_write  # type: ignore[method-assign]
+    found = samples((await open_to_localhost.get("/metrics")).text)
+    assert found[("akener_usage_flush_failures_total", ())] >= 2
+    assert found[("akener_usage_lost_requests_total", ())] == 1
+    assert found[("akener_usage_pending_requests", ())] == 1
