@@ -45,12 +45,23 @@ def _wait(check: object, seconds: float = 20) -> None:
         time.sleep(0.2)
 
 
+def _our_directory(pids: set[int]) -> list[Path]:
+    """The metrics directories under /dev/shm holding a snapshot of one of ``pids``."""
+    return [
+        d
+        for d in Path("/dev/shm").glob("akener-metrics-*")
+        if any(int(f.name.split("-")[1]) in pids for f in d.glob("process-*.json"))
+    ]
+
+
+@pytest.mark.slow
 def test_checks_are_counted_across_two_workers(tmp_path: Path) -> None:
-    directory = tmp_path / "metrics"
-    env = akener_env(None, TEST_SECRET, AKENER_METRICS_DIR=str(directory))
-    with AkenerServer(env, tmp_path / "home", workers=2) as server:
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm")
+    env = akener_env(None, TEST_SECRET)
+    with AkenerServer(env, tmp_path, workers=2) as server:
         created = akener_cli(
-            env, tmp_path / "home", "keys", "create", "--name", "scraper", "--scope", "metrics.read"
+            env, tmp_path, "keys", "create", "--name", "scraper", "--scope", "metrics.read"
         )
         assert created.returncode == 0, created.stderr
         reader = created.stdout.strip()
@@ -66,29 +77,16 @@ def test_checks_are_counted_across_two_workers(tmp_path: Path) -> None:
         _wait(lambda: _authz(_metrics(server.url, **scrape), "401") - before == sent, 10)
         time.sleep(1.2)
         assert _authz(_metrics(server.url, **scrape), "401") - before == sent  # never more
-        pids = process_tree(server.process.pid)  # type: ignore[union-attr]
-        files = list(directory.glob("process-*.json"))
-        assert len({int(f.name.split("-")[1]) for f in files} & pids) == 2
         found = httpx.get(server.url + "/metrics", headers=scrape["headers"]).text
         assert reader not in found and reader.removeprefix("akener_") not in found
-
-
-def test_serve_makes_a_metrics_directory_and_removes_it(tmp_path: Path) -> None:
-    shm = Path("/dev/shm")
-    if not shm.is_dir():
-        pytest.skip("no /dev/shm")
-    env = akener_env(None, TEST_SECRET, **LOCAL)
-    with AkenerServer(env, tmp_path, workers=2) as server:
-        _wait(lambda: _metrics(server.url)[("akener_processes", (("state", "live"),))] == 2)
+        # The directory akener serve made: private, one file per worker.
         pids = process_tree(server.process.pid)  # type: ignore[union-attr]
-        ours = [
-            d
-            for d in shm.glob("akener-metrics-*")
-            if any(int(f.name.split("-")[1]) in pids for f in d.glob("process-*.json"))
-        ]
+        ours = _our_directory(pids)
         assert len(ours) == 1
         assert ours[0].stat().st_mode & 0o777 == 0o700
-    assert not ours[0].exists()
+        files = list(ours[0].glob("process-*.json"))
+        assert len({int(f.name.split("-")[1]) for f in files} & pids) == 2
+    assert not ours[0].exists()  # removed when the server stopped
 
 
 @pytest.fixture(scope="module")
