@@ -132,6 +132,12 @@ async def test_answers_are_counted_by_endpoint_and_status(
         "/api/v1/keys/verify", headers=bearer(key), json={"key": key}
     )
     assert verify.status_code == 403  # the caller lacks api_keys.verify
+    _, checker = await make_key(app.runtime, "checker", scopes=["api_keys.verify"])
+    for checked in (key, "akener_" + "1" * 64):
+        answer = await open_to_localhost.post(
+            "/api/v1/keys/verify", headers=bearer(checker), json={"key": checked}
+        )
+        assert answer.status_code == 200
     found = samples((await open_to_localhost.get("/metrics")).text)
 
     def count(endpoint: str, code: str) -> float:
@@ -142,6 +148,9 @@ async def test_answers_are_counted_by_endpoint_and_status(
     assert count("authz", "401") == 1
     assert count("api", "200") == 1
     assert count("verify", "403") == 1
+    assert count("verify", "200") == 2
+    assert found[("akener_verify_verdicts_total", (("verdict", "VALID"),))] == 1
+    assert found[("akener_verify_verdicts_total", (("verdict", "NOT_FOUND"),))] == 1
     assert count("api", "403") == 0
     histogram = found[
         (

@@ -48,6 +48,14 @@ def _checks(totals: Totals) -> Iterator[Metric]:
             latency.add_metric([endpoint, code], cumulative, total_seconds)
     yield requests
     yield latency
+    verdicts = CounterMetricFamily(
+        "akener_verify_verdicts",
+        "Verdicts of the verify API (VALID, NOT_FOUND, INACTIVE, INSUFFICIENT_SCOPE, ...).",
+        labels=["verdict"],
+    )
+    for code, count in sorted(totals.verdicts.items()):
+        verdicts.add_metric([code], count)
+    yield verdicts
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -59,14 +59,20 @@ class CheckRecorder:
 
 
 class ProcessRecorders:
-    """The recorders of one process, one per endpoint."""
+    """The recorders of one process: one per endpoint, and the verify API's verdicts."""
 
-    __slots__ = ("api", "authz", "verify")
+    __slots__ = ("api", "authz", "verdicts", "verify")
 
     def __init__(self) -> None:
         self.authz = CheckRecorder()
         self.verify = CheckRecorder()
         self.api = CheckRecorder()
+        # The verify API answers 200 for any key it could check: what it said is its verdict.
+        self.verdicts: dict[str, int] = {}
+
+    def verdict(self, code: str) -> None:
+        """Count one verify API verdict (VALID, NOT_FOUND, INACTIVE, …)."""
+        self.verdicts[code] = self.verdicts.get(code, 0) + 1
 
     def export(self) -> dict[str, dict[str, list[float]]]:
         """Every endpoint's rows."""

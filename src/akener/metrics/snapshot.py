@@ -86,6 +86,7 @@ class ProcessSources:
             "pid": os.getpid(),
             "written_at": now,
             "checks": self.recorders.export(),
+            "verdicts": dict(self.recorders.verdicts),
             "counters": counters,
             "gauges": gauges,
         }
@@ -145,6 +146,7 @@ class Totals:
         default_factory=lambda: {name: {} for name in ENDPOINTS}
     )
     counters: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, float] = field(default_factory=dict)
     sums: dict[str, float] = field(default_factory=dict)  # gauges added over live processes
     lowest: dict[str, float] = field(default_factory=dict)
     highest: dict[str, float] = field(default_factory=dict)
@@ -164,6 +166,8 @@ class Totals:
                 )
         for name, value in snapshot.get("counters", {}).items():
             self.counters[name] = self.counters.get(name, 0) + value
+        for code, value in snapshot.get("verdicts", {}).items():
+            self.verdicts[code] = self.verdicts.get(code, 0) + value
         if not live:
             self.ended += 1
             return
