@@ -108,3 +108,18 @@ def test_every_metric_is_documented_and_the_dashboard_uses_only_real_ones() -> N
     }
     assert used, "the dashboard queries nothing"
     assert used <= exported, used - exported
+
+
+def test_the_metrics_allowlist_matches_addresses_and_networks() -> None:
+    from akener.ops.handler import _in
+    from akener.verify.throttle import parse_networks
+
+    allowed = parse_networks("10.0.5.20, 192.168.0.0/24, 2001:db8::/32")
+    assert _in("10.0.5.20", allowed)
+    assert _in("192.168.0.77", allowed)
+    assert _in("::ffff:10.0.5.20", allowed)  # an IPv4 client of a server bound to "::"
+    assert _in("2001:db8::1", allowed)
+    assert not _in("10.0.5.21", allowed)
+    assert not _in("not an address", allowed)
+    assert not _in(None, allowed)
+    assert not _in("10.0.5.20", ())

@@ -44,7 +44,9 @@ def _in(address: str | None, networks: tuple[Network, ...]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in networks)
+    # A server bound to "::" sees IPv4 clients as ::ffff:a.b.c.d; the list names a.b.c.d.
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in network or (mapped is not None and mapped in network) for network in networks)
 
 
 async def _json(send: Send, status: int, body: bytes, method: str) -> None:
