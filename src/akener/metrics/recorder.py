@@ -51,7 +51,7 @@ class CheckRecorder:
         if row is None:
             row = self.rows[status] = [0] * ROW_LENGTH
         row[bisect_left(BOUNDS, seconds)] += 1
-        row[_SUM] += seconds
+        row[-1] += seconds  # the sum of durations
 
     def export(self) -> dict[str, list[float]]:
         """A copy of the rows, keyed by status as text (what a snapshot file holds)."""
