@@ -24,8 +24,15 @@ class MetricsService:
         self.recorders = sources.recorders
         self.file: SnapshotFile | None = None
         if directory is not None:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.file = SnapshotFile(directory)
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.file = SnapshotFile(directory)
+            except OSError as exc:  # still serve; /metrics then shows this process only
+                log.warning(
+                    "metrics directory %s unusable (%s): each process reports itself",
+                    directory,
+                    exc,
+                )
         self._warn = RateLimitedLog(log)
 
     def publish(self) -> None:
