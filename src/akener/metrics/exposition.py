@@ -22,7 +22,6 @@ from akener.metrics.probes import WebhookQueue
 from akener.metrics.recorder import BOUNDS
 from akener.metrics.snapshot import Totals
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LE = [f"{bound:g}" for bound in BOUNDS] + ["+Inf"]
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from akener.db.errors import RateLimitedLog
-from akener.metrics.exposition import render
 from akener.metrics.probes import webhook_queue
 from akener.metrics.snapshot import PUBLISH_SECONDS, ProcessSources, SnapshotFile, Totals, gather
 
 log = logging.getLogger("akener.metrics")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus's text format
 
 
 class MetricsService:
@@ -54,5 +54,8 @@ class MetricsService:
         self, sessionmaker: async_sessionmaker[AsyncSession], *, bound: float
     ) -> bytes:
         """The Prometheus text for ``/metrics``; the webhook queue read takes at most ``bound``."""
+        # prometheus_client is imported on the first scrape, not by every worker at start-up.
+        from akener.metrics.exposition import render
+
         queue = await webhook_queue(sessionmaker, bound=bound, warn=self._warn)
         return render(self.totals(), queue)

@@ -23,8 +23,8 @@ from akener.accounts.permissions import METRICS_READ
 from akener.api.errors import akener_error_response, error_response
 from akener.db.errors import RateLimitedLog
 from akener.errors import AkenerError
-from akener.metrics.exposition import CONTENT_TYPE
 from akener.metrics.probes import readiness
+from akener.metrics.service import CONTENT_TYPE
 from akener.runtime import Runtime
 from akener.verify.bearer import authorization_values, parse_bearer
 from akener.verify.throttle import Network
