@@ -3,7 +3,10 @@ they say, and readiness against the schema version."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +16,7 @@ from sqlalchemy import text
 from akener.app import AkenerApp
 from akener.authz.handler import ForwardAuth
 from akener.settings import Settings
+from tests.conftest import LOCAL_NOWHERE, TEST_SECRET
 from tests.factories import bearer, make_key
 
 NAMES = [
@@ -260,3 +264,25 @@ async def test_usage_flush_failures_and_losses_are_counted(
     assert found[("akener_usage_flush_failures_total", ())] >= 2
     assert found[("akener_usage_lost_requests_total", ())] == 1
     assert found[("akener_usage_pending_requests", ())] == 1
+
+
+async def test_readyz_is_503_once_the_sqlite_file_is_replaced(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "akener.db"
+    shutil.copy(sqlite_template, path)
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=f"sqlite+aiosqlite:///{path}",
+        secret_key=TEST_SECRET,
+        _env_file=None,
+        github_scanning_keys_url=LOCAL_NOWHERE,
+    )
+    async for client in _app(settings):
+        assert (await client.get("/readyz")).status_code == 200
+        copy = tmp_path / "copy.db"
+        shutil.copy(path, copy)
+        os.replace(copy, path)  # a restore over the running database
+        answer = await client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["database"] == "replaced"
+        assert (await client.get("/healthz")).status_code == 200

@@ -90,7 +90,7 @@ class OpsEndpoints:
             listener_up=None if runtime.listener is None else runtime.listener.connected,
             bound=_bound(runtime),
             warn=self._warn,
-            file_intact=(lambda: guard.intact) if guard is not None else None,
+            file_intact=guard.check if guard is not None else None,
         )
         body = json.dumps(found.body()).encode()
         await _json(send, 200 if found.ready else 503, body, method)
