@@ -25,7 +25,7 @@ from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
 from akener.installation.home import locate
 from akener.logs import RequestLogMiddleware, configure_logging
-from akener.ops.handler import OPS_PATHS, OpsEndpoints
+from akener.ops.handler import OPS_PATHS, MeteredRequests, OpsEndpoints
 from akener.redirects import LocalRedirectsMiddleware
 from akener.runtime import Runtime
 from akener.settings import Settings
@@ -38,7 +38,7 @@ log = logging.getLogger("akener")
 # Served by the API app although outside /api: its OpenAPI description and the docs pages.
 API_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DOCS_STATIC = STATIC_PREFIX + "/"
-VERIFY_PATH = "/api/v1/keys/verify"  # counted apart from the rest of the API in /metrics
+METERED_VERIFY_PATH = "/api/v1/keys/verify"  # counted apart from the rest of the API
 
 
 def build_api() -> FastAPI:
@@ -70,15 +70,15 @@ class AkenerApp:
         self.api = build_api()
         self.web = build_web()
         self._runtime: Runtime | None = None
+        self._ops = OpsEndpoints(
+            lambda: self._runtime, parse_networks(settings.metrics_allowed_ips)
+        )
         self._api_stack: ASGIApp = ApiKeyAuthMiddleware(self.api, self._verifier)
         self._web_stack: ASGIApp = wrap_web(self.web)
         stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
         stack = LocalRedirectsMiddleware(stack, settings.public_url)
-        observe = self._observe_request if settings.metrics_enabled else None
-        self._http: ASGIApp = RequestLogMiddleware(stack, observe)
-        self._ops = OpsEndpoints(
-            lambda: self._runtime, parse_networks(settings.metrics_allowed_ips)
-        )
+        stack = MeteredRequests(stack, self._observe_request) if settings.metrics_enabled else stack
+        self._http: ASGIApp = RequestLogMiddleware(stack)
         # Forward-auth bypasses the framework and the per-request log line (docs/verification.md).
         self._authz: ASGIApp = not_started
 
@@ -109,7 +109,7 @@ class AkenerApp:
         runtime = self._runtime
         if runtime is None or runtime.metrics is None:
             return
-        if path == VERIFY_PATH:
+        if path == METERED_VERIFY_PATH:
             runtime.metrics.recorders.verify.observe(status, seconds)
         elif is_api_path(path):
             runtime.metrics.recorders.api.observe(status, seconds)

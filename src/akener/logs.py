@@ -8,7 +8,6 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -113,12 +112,9 @@ def configure_logging(level: str = "info") -> None:
 class RequestLogMiddleware:
     """Logs method, path, status, duration and client of each request; no headers, no query."""
 
-    def __init__(
-        self, app: ASGIApp, observe: Callable[[str, int, float], None] | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.log = logging.getLogger("akener.request")
-        self.observe = observe  # (path, status, seconds) of each request: the metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Time the request and log one line when it ends."""
@@ -137,9 +133,6 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            elapsed = time.perf_counter() - started
-            if self.observe is not None:
-                self.observe(scope["path"], status, elapsed)
             client = scope.get("client")
             self.log.info(
                 "request",
@@ -147,7 +140,7 @@ class RequestLogMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "client": client[0] if client else None,
                 },
             )

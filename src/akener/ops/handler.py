@@ -8,6 +8,9 @@
 * ``GET /metrics`` — the Prometheus text format, for a Bearer key holding ``metrics.read`` or a
   connection whose socket address is in ``AKENER_METRICS_ALLOWED_IPS``. Forwarding headers
   are never consulted for that allowlist. 401/403 with akener's JSON errors otherwise.
+
+``MeteredRequests`` counts the answers that go through the framework (the management API and
+the verify API) for the metrics; ``/authz`` reports its own (akener.authz.handler).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from time import perf_counter
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from akener.accounts.permissions import METRICS_READ
 from akener.api.errors import akener_error_response, error_response
@@ -35,6 +39,41 @@ _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
 _OK = json.dumps({"status": "ok"}).encode()
 _NOT_STARTED = json.dumps({"status": "not ready", "checks": {"database": "not started"}}).encode()
+
+
+class _StatusNote:
+    """A ``send`` that notes the status it passes on (the real send's awaitable is returned)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500  # what the server answers when the application raises
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        return self.send(message)
+
+
+class MeteredRequests:
+    """Tells ``observe`` the path, status and duration of every HTTP request through ``app``."""
+
+    def __init__(self, app: ASGIApp, observe: Callable[[str, int, float], None]) -> None:
+        self.app = app
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve, then report."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        note = _StatusNote(send)
+        try:
+            await self.app(scope, receive, note)
+        finally:
+            self.observe(scope["path"], note.status, perf_counter() - started)
 
 
 def _in(address: str | None, networks: tuple[Network, ...]) -> bool:
