@@ -161,6 +161,9 @@ class ApiFastPath:
         # the verify API) sent by this process: a new key changes the list without a change event.
         self.writes = 0
         self.answered = 0  # requests answered here without the framework (tests read it)
+        # Metrics (akener.metrics), set by the app while they are on: each answer, each verdict.
+        self.observe: Callable[[str, int, float], None] | None = None
+        self.verdicts: Callable[[str], None] | None = None
         # What is being copied right now: (stamp, the answer once there) per copy key, so that
         # requests arriving meanwhile wait for it instead of each asking the framework.
         self._flights: dict[str, tuple[tuple[int, int], asyncio.Future[Copy | None]]] = {}
@@ -244,8 +247,9 @@ class ApiFastPath:
         )
         await self._send_json(send, answer)
         self.answered += 1
-        if log.isEnabledFor(logging.INFO):
-            log_request(log, scope, 200, started)
+        if self.verdicts is not None:
+            self.verdicts(verdict.value)
+        self._done(scope, 200, started)
 
     @staticmethod
     def _verified_json(entry: CachedKey) -> bytes:
@@ -353,8 +357,7 @@ class ApiFastPath:
         await send(copy[0])
         await send({"type": "http.response.body", "body": copy[1]})
         self.answered += 1
-        if log.isEnabledFor(logging.INFO):
-            log_request(log, scope, 200, started)
+        self._done(scope, 200, started)
 
     @staticmethod
     def _bodiless(scope: Scope) -> bool:
@@ -435,14 +438,19 @@ class ApiFastPath:
         verified = await verifier.verify(key, client)
         return verified.principal(client)
 
-    @staticmethod
     async def _refuse(
-        exc: AkenerError, scope: Scope, receive: Receive, send: Send, started: float
+        self, exc: AkenerError, scope: Scope, receive: Receive, send: Send, started: float
     ) -> None:
         answer = akener_error_response(exc)
         await answer(scope, receive, send)
+        self._done(scope, answer.status_code, started)
+
+    def _done(self, scope: Scope, status: int, started: float) -> None:
+        """The access line and the metrics of an answer given here (as the framework's)."""
+        if self.observe is not None:
+            self.observe(scope["path"], status, time.perf_counter() - started)
         if log.isEnabledFor(logging.INFO):
-            log_request(log, scope, answer.status_code, started)
+            log_request(log, scope, status, started)
 
     @staticmethod
     async def _send_json(send: Send, body: bytes) -> None:
