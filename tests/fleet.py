@@ -1,0 +1,267 @@
+"""Many akener processes on one database: who holds which connection, and a mixed load.
+
+Shared by tests/integration/test_fleet.py (the connection budget, the 24-process fleet) and
+tests/integration/test_pgbouncer.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import asyncpg
+import httpx
+
+from tests.factories import bearer
+
+SAMPLER_NAME = "akener-test-sampler"
+
+
+def owner_pid(application_name: str) -> int | None:
+    """The process id in ``akener:<pid>`` or ``akener-listener:<pid>``; None for other names."""
+    kind, _, pid = application_name.rpartition(":")
+    if kind in ("akener", "akener-listener") and pid.isdigit():
+        return int(pid)
+    return None
+
+
+@dataclass
+class ConnectionPeaks:
+    """The most connections each application name held at once, and the most in total."""
+
+    by_name: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+    samples: int = 0
+
+    def pooled(self, pid: int) -> int:
+        """Peak pooled connections of one process."""
+        return self.by_name.get(f"akener:{pid}", 0)
+
+    def listening(self, pid: int) -> int:
+        """Peak listener connections of one process."""
+        return self.by_name.get(f"akener-listener:{pid}", 0)
+
+
+async def _sample(
+    dsn: str, database: str, stop: threading.Event, ready: threading.Event, every: float
+) -> ConnectionPeaks:
+    peaks = ConnectionPeaks()
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": SAMPLER_NAME})
+    try:
+        while not stop.is_set() or not peaks.samples:
+            rows = await conn.fetch(
+                "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend' GROUP BY 1",
+                database,
+            )
+            for name, count in rows:
+                peaks.by_name[name] = max(peaks.by_name.get(name, 0), count)
+            peaks.total = max(peaks.total, sum(count for _, count in rows))
+            peaks.samples += 1
+            ready.set()
+            await asyncio.sleep(every)
+    finally:
+        await conn.close()
+    return peaks
+
+
+class ConnectionSampler:
+    """Polls ``pg_stat_activity`` for one database in a thread of its own (so a busy test
+    event loop cannot slow it down) until stopped; the sampler's own connection is not
+    counted."""
+
+    def __init__(self, dsn: str, database: str, every: float = 0.05) -> None:
+        self._stop, self._ready = threading.Event(), threading.Event()
+        self._result: list[ConnectionPeaks] = []
+        self._errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._result.append(
+                    asyncio.run(_sample(dsn, database, self._stop, self._ready, every))
+                )
+            except BaseException as exc:  # reported by stop()
+                self._errors.append(exc)
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name="connection-sampler", daemon=True)
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the connection sampler did not start")
+        return self
+
+    def stop(self) -> ConnectionPeaks:
+        """Stop sampling; the peaks seen."""
+        self._stop.set()
+        self._thread.join(30)
+        if self._errors:
+            raise self._errors[0]
+        return self._result[0]
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+@dataclass
+class LoadReport:
+    """What a mixed load saw: answers by kind and status, and anything unexpected."""
+
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    slowest: dict[str, float] = field(default_factory=dict)
+
+    def note(self, kind: str, answer: httpx.Response, expected: int) -> None:
+        """Count one answer; a status other than ``expected`` is a problem."""
+        self.statuses[(kind, answer.status_code)] += 1
+        took = answer.elapsed.total_seconds()
+        self.slowest[kind] = max(self.slowest.get(kind, 0.0), took)
+        if answer.status_code != expected:
+            self.problems.append(f"{kind}: {answer.status_code} {answer.text[:200]}")
+
+    @property
+    def requests(self) -> int:
+        """Every answer counted."""
+        return sum(self.statuses.values())
+
+
+async def _verifier(
+    urls: list[str], keys: list[str], stop: asyncio.Event, report: LoadReport
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        while not stop.is_set():
+            url = random.choice(urls)
+            try:
+                answer = await client.get(url + "/authz", headers=bearer(random.choice(keys)))
+            except httpx.TransportError as exc:
+                report.problems.append(f"verify {url}: {exc!r}")
+                continue
+            report.note("verify", answer, 200)
+
+
+async def _writer(urls: list[str], admin: str, stop: asyncio.Event, report: LoadReport) -> None:
+    """Create a key on one process, use it on another, rename it, list, switch it off."""
+    auth = bearer(admin)
+    async with httpx.AsyncClient(timeout=30) as client:
+        while not stop.is_set():
+            a, b = random.sample(urls, 2) if len(urls) > 1 else (urls[0], urls[0])
+            try:
+                made = await client.post(
+                    a + "/api/v1/keys", headers=auth, json={"name": f"load-{uuid.uuid4().hex}"}
+                )
+                report.note("create", made, 201)
+                if made.status_code != 201:
+                    continue
+                key_id, key = made.json()["id"], made.json()["key"]
+                report.note("verify-new", await client.get(b + "/authz", headers=bearer(key)), 200)
+                renamed = await client.patch(
+                    f"{b}/api/v1/keys/{key_id}", headers=auth, json={"name": f"r-{key_id}"}
+                )
+                report.note("rename", renamed, 200)
+                listed = await client.get(a + "/api/v1/keys?limit=5", headers=auth)
+                report.note("list", listed, 200)
+                off = await client.patch(
+                    f"{a}/api/v1/keys/{key_id}", headers=auth, json={"status": "INACTIVE"}
+                )
+                report.note("deactivate", off, 200)
+                # The process that made the change refuses at once.
+                report.note("refused", await client.get(a + "/authz", headers=bearer(key)), 401)
+            except httpx.TransportError as exc:
+                report.problems.append(f"write {a}/{b}: {exc!r}")
+
+
+async def mixed_load(
+    urls: list[str],
+    admin: str,
+    keys: list[str],
+    stop: asyncio.Event,
+    *,
+    verifiers: int,
+    writers: int,
+) -> LoadReport:
+    """Verifications of ``keys`` and management writes spread over ``urls`` until ``stop``."""
+    report = LoadReport()
+    tasks = [_verifier(urls, keys, stop, report) for _ in range(verifiers)]
+    tasks += [_writer(urls, admin, stop, report) for _ in range(writers)]
+    await asyncio.gather(*tasks)
+    return report
+
+
+@dataclass
+class Refusal:
+    """When each process refused a switched-off key, relative to the change's answer."""
+
+    late: dict[str, float] = field(default_factory=dict)  # url -> last accepted send offset
+    first_refusal: dict[str, float] = field(default_factory=dict)  # url -> first 401 send offset
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def bound(self) -> float:
+        """The longest any process went on accepting after the answer (0: none did)."""
+        return max(self.late.values(), default=0.0)
+
+
+async def _probe(
+    client: httpx.AsyncClient,
+    url: str,
+    key: str,
+    start: asyncio.Event,
+    out: list[tuple[float, int]],
+) -> None:
+    while True:
+        sent = time.perf_counter()
+        try:
+            status = (await client.get(url + "/authz", headers=bearer(key))).status_code
+        except httpx.TransportError:
+            status = 0
+        out.append((sent, status))
+        if start.is_set() and status == 401 and len(out) > 1:
+            return
+        await asyncio.sleep(0.001 if start.is_set() else 0.02)
+
+
+async def revoke_across(
+    change_url: str, admin: str, urls: list[str], key_id: str, key: str, *, within: float
+) -> Refusal:
+    """Switch ``key`` off through ``change_url`` while one connection per process probes it;
+    each probe stops after its first refusal following the change (or ``within`` seconds)."""
+    result = Refusal()
+    seen: dict[str, list[tuple[float, int]]] = {url: [] for url in urls}
+    changed = asyncio.Event()
+    limits = httpx.Limits(max_connections=len(urls) + 4)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        tasks = [asyncio.create_task(_probe(client, u, key, changed, seen[u])) for u in urls]
+        await asyncio.sleep(0.3)  # every process has answered (and cached) the key
+        warm = [u for u in urls if not any(s == 200 for _, s in seen[u])]
+        off = await client.patch(
+            f"{change_url}/api/v1/keys/{key_id}", headers=bearer(admin), json={"status": "INACTIVE"}
+        )
+        answered = time.perf_counter()
+        changed.set()
+        if off.status_code != 200:
+            result.problems.append(f"deactivation: {off.status_code} {off.text[:200]}")
+        _done, pending = await asyncio.wait(tasks, timeout=within + 2)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    result.problems += [f"{u}: never accepted the key before the change" for u in warm]
+    for url, probes in seen.items():
+        after = [(t - answered, s) for t, s in probes if t > answered]
+        accepted = [t for t, s in after if s == 200]
+        refused = [t for t, s in after if s == 401]
+        result.late[url] = max(accepted, default=0.0)
+        if not refused:
+            result.problems.append(f"{url}: no refusal within {within} s")
+        else:
+            result.first_refusal[url] = refused[0]
+        if any(s not in (200, 401) for _, s in probes):
+            result.problems.append(f"{url}: unexpected answers {sorted({s for _, s in probes})}")
+    return result

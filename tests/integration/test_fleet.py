@@ -1,0 +1,83 @@
+"""A fleet on one PostgreSQL: each process holds at most AKENER_DB_POOL_SIZE + 1 connections.
+
+Every background task (usage flush, refusal recording, webhook sender, pruning, secret
+retirement) borrows from the process's pool; only the change listener has a connection of its
+own. ``pg_stat_activity`` is sampled while a mixed load runs and must show nothing else.
+The slow test starts 24 processes on a cluster of its own with ``max_connections = 100``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from akener.runtime import Runtime
+from akener.settings import Settings
+from akener.verify.listener import asyncpg_dsn
+from tests.conftest import TEST_SECRET
+from tests.factories import bearer, make_key
+from tests.fleet import ConnectionSampler, mixed_load, owner_pid
+from tests.servers import AkenerServer, akener_env, free_port, process_tree
+
+BUSY_BACKGROUND = {
+    "AKENER_USAGE_FLUSH_SECONDS": "0.2",
+    "AKENER_WEBHOOKS_POLL_SECONDS": "0.1",
+    "AKENER_WEBHOOKS_ALLOW_PRIVATE": "true",
+    "AKENER_PRUNE_INTERVAL": "1s",
+}
+
+
+@pytest.mark.postgres_only
+async def test_each_process_holds_at_most_pool_size_plus_one_connections(
+    settings: Settings, tmp_path: Path, backend: str
+) -> None:
+    direct = await Runtime.start(settings)
+    try:
+        _, admin = await make_key(direct, "admin")
+        keys = [(await make_key(direct, f"k{i}", scopes=[]))[1] for i in range(8)]
+    finally:
+        await direct.close()
+    database = make_url(settings.database_url).database or ""
+    # The default pool size (2) is what is checked: no AKENER_DB_POOL_SIZE in the environment.
+    env = akener_env(settings.database_url, TEST_SECRET, **BUSY_BACKGROUND)
+    with AkenerServer(env, tmp_path / "w", workers=2) as server:
+        assert server.process is not None
+        async with httpx.AsyncClient(timeout=30) as client:
+            # A receiver nobody listens on: the sender takes its lease, tries, records retries.
+            hook = await client.post(
+                server.url + "/api/v1/webhooks",
+                headers=bearer(admin),
+                json={"url": f"http://127.0.0.1:{free_port()}/hook", "events": ["key.created"]},
+            )
+            assert hook.status_code == 201, hook.text
+        stop = asyncio.Event()
+        with ConnectionSampler(asyncpg_dsn(settings.database_url), database) as sampler:
+            load = asyncio.create_task(
+                mixed_load([server.url], admin, keys, stop, verifiers=8, writers=16)
+            )
+            await asyncio.sleep(6)
+            stop.set()
+            report = await load
+            peaks = sampler.stop()
+        print(f"{report.requests} requests, {peaks.samples} samples, peaks {peaks.by_name}")
+        print(report.slowest)
+        workers = process_tree(server.process.pid) - {server.process.pid}
+        log = server.log_text()
+    assert not report.problems, report.problems[:10]
+    assert report.statuses[("create", 201)] >= 10, report.statuses
+    assert peaks.samples > 20
+    assert len(workers) == 2
+    # Every connection to the database belongs to a worker, pooled or listening.
+    owners = {name: owner_pid(name) for name in peaks.by_name}
+    assert all(pid in workers for pid in owners.values()), peaks.by_name
+    for pid in workers:
+        assert peaks.pooled(pid) <= 2, peaks.by_name
+        assert peaks.listening(pid) == 1, peaks.by_name
+    # The load did need the whole pool at some point, or this test would prove nothing.
+    assert max(peaks.pooled(pid) for pid in workers) == 2, peaks.by_name
+    assert peaks.total <= 2 * (2 + 1)
+    assert "Traceback" not in log
