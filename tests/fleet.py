@@ -223,19 +223,23 @@ async def _probe(
     client: httpx.AsyncClient,
     url: str,
     key: str,
-    start: asyncio.Event,
+    answered: list[float],
     out: list[tuple[float, int]],
+    errors: list[str],
 ) -> None:
+    """Probe until a request sent after the change's answer (``answered``, once set) is
+    refused; slowly before the change, as fast as it can after."""
     while True:
         sent = time.perf_counter()
         try:
             status = (await client.get(url + "/authz", headers=bearer(key))).status_code
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
             status = 0
+            errors.append(f"{url}: {exc!r} after {time.perf_counter() - sent:.1f} s")
         out.append((sent, status))
-        if start.is_set() and status == 401 and len(out) > 1:
+        if answered and status == 401 and sent > answered[0]:
             return
-        await asyncio.sleep(0.002 if start.is_set() else 0.1)
+        await asyncio.sleep(0.002 if answered else 0.1)
 
 
 async def revoke_across(
@@ -246,10 +250,13 @@ async def revoke_across(
     on a crowded machine a probe's next request may leave long after the change)."""
     result = Refusal()
     seen: dict[str, list[tuple[float, int]]] = {url: [] for url in urls}
-    changed = asyncio.Event()
+    answered_at: list[float] = []
     limits = httpx.Limits(max_connections=len(urls) + 4, keepalive_expiry=1.0)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        tasks = [asyncio.create_task(_probe(client, u, key, changed, seen[u])) for u in urls]
+        tasks = [
+            asyncio.create_task(_probe(client, u, key, answered_at, seen[u], result.problems))
+            for u in urls
+        ]
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:  # every process has accepted (and cached) the key
             warm = [u for u in urls if not any(s == 200 for _, s in seen[u])]
@@ -260,7 +267,7 @@ async def revoke_across(
             f"{change_url}/api/v1/keys/{key_id}", headers=bearer(admin), json={"status": "INACTIVE"}
         )
         answered = time.perf_counter()
-        changed.set()
+        answered_at.append(answered)
         if off.status_code != 200:
             result.problems.append(f"deactivation: {off.status_code} {off.text[:200]}")
         _done, pending = await asyncio.wait(tasks, timeout=wait)
@@ -274,7 +281,11 @@ async def revoke_across(
         refused = [t for t, s in after if s == 401]
         result.late[url] = max(accepted, default=0.0)
         if not refused:
-            result.problems.append(f"{url}: no refusal within {wait} s")
+            pending_for = time.perf_counter() - max((t for t, _ in probes), default=answered)
+            result.problems.append(
+                f"{url}: no refusal within {wait} s ({len(after)} answers after the change,"
+                f" the last request in flight for {pending_for:.1f} s)"
+            )
         else:
             result.first_refusal[url] = refused[0]
         if any(s not in (200, 401) for _, s in probes):

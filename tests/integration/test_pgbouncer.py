@@ -56,6 +56,9 @@ def test_named_statements_collide_behind_transaction_pooling_unless_the_cache_is
         assert failed, "named statements did not collide: this PgBouncer tracks them"
         assert PREPARED_STATEMENTS in failed[0].stderr
         uncached = akener_env(through, TEST_SECRET, AKENER_DB_STATEMENT_CACHE="false")
+        # Migrations too: their lock is held by a transaction, not a session.
+        upgraded = akener_cli(uncached, tmp_path, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
         for _ in range(4):
             run = akener_cli(uncached, tmp_path, "keys", "list")
             assert run.returncode == 0, run.stderr
