@@ -38,6 +38,9 @@ def serve(port: int, counter_dir: str, log_dir: Path) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        # The test's one client process drives 24 servers on a crowded machine and may take
+        # seconds to reuse a connection; uvicorn's 5 s idle close would race with it.
+        timeout_keep_alive=60,
     )
 
 

@@ -122,7 +122,8 @@ async def test_24_processes_on_max_connections_100(tmp_path: Path, backend: str)
         finally:
             await direct.close()
         started = time.perf_counter()
-        with ForkedFleet(akener_env(cluster.url, TEST_SECRET), tmp_path / "fleet", FLEET) as fleet:
+        env = akener_env(cluster.url, TEST_SECRET, AKENER_LOG_LEVEL="info")
+        with ForkedFleet(env, tmp_path / "fleet", FLEET) as fleet:
             await fleet.wait_ready(within=120)
             ready = time.perf_counter() - started
             urls = fleet.urls
