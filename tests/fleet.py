@@ -29,7 +29,7 @@ from tests.servers import free_port, process_tree
 SAMPLER_NAME = "akener-test-sampler"
 # uvicorn closes a connection idle for 5 s; a client that reuses it at that moment gets "server
 # disconnected", a race of the test's client, not of akener. Idle connections go sooner here.
-CLIENT_LIMITS = httpx.Limits(keepalive_expiry=1.0)
+CLIENT_LIMITS = httpx.Limits(max_keepalive_connections=64, keepalive_expiry=1.0)
 
 
 def owner_pid(application_name: str) -> int | None:
@@ -235,7 +235,11 @@ async def _probe(
             status = (await client.get(url + "/authz", headers=bearer(key))).status_code
         except httpx.TransportError as exc:
             status = 0
-            errors.append(f"{url}: {exc!r} after {time.perf_counter() - sent:.1f} s")
+            before = out[-1][1] if out else None
+            errors.append(
+                f"{url}: {exc!r} after {time.perf_counter() - sent:.1f} s"
+                f" (previous answer {before}, {'after' if answered else 'before'} the change)"
+            )
         out.append((sent, status))
         if answered and status == 401 and sent > answered[0]:
             return
@@ -251,7 +255,9 @@ async def revoke_across(
     result = Refusal()
     seen: dict[str, list[tuple[float, int]]] = {url: [] for url in urls}
     answered_at: list[float] = []
-    limits = httpx.Limits(max_connections=len(urls) + 4, keepalive_expiry=1.0)
+    limits = httpx.Limits(
+        max_connections=len(urls) + 4, max_keepalive_connections=len(urls) + 4, keepalive_expiry=1.0
+    )
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         tasks = [
             asyncio.create_task(_probe(client, u, key, answered_at, seen[u], result.problems))
@@ -323,6 +329,10 @@ class ForkedFleet:
     def pids(self) -> set[int]:
         """The process id of every server."""
         return {int((self.workdir / f"{port}.pid").read_text()) for port in self.ports}
+
+    def all_alive(self) -> bool:
+        """True while every server process runs."""
+        return all(Path(f"/proc/{pid}").exists() for pid in self.pids())
 
     def log_text(self) -> str:
         """Everything every server wrote."""
