@@ -50,16 +50,15 @@ def test_named_statements_collide_behind_transaction_pooling_unless_the_cache_is
     with PgBouncer(url.port, pool_size=1) as bouncer:
         through = _through(bouncer, settings)
         cached = akener_env(through, TEST_SECRET)
-        runs = [akener_cli(cached, tmp_path, "keys", "list") for _ in range(3)]
-        assert runs[0].returncode == 0, runs[0].stderr
-        failed = [r for r in runs[1:] if r.returncode != 0]
-        assert failed, "named statements did not collide: this PgBouncer tracks them"
-        assert PREPARED_STATEMENTS in failed[0].stderr
+        first, second = (akener_cli(cached, tmp_path, "keys", "list") for _ in range(2))
+        assert first.returncode == 0, first.stderr
+        assert second.returncode == 1, "named statements did not collide: PgBouncer tracks them"
+        assert PREPARED_STATEMENTS in second.stderr
         uncached = akener_env(through, TEST_SECRET, AKENER_DB_STATEMENT_CACHE="false")
         # Migrations too: their lock is held by a transaction, not a session.
         upgraded = akener_cli(uncached, tmp_path, "db", "upgrade")
         assert upgraded.returncode == 0, upgraded.stderr
-        for _ in range(4):
+        for _ in range(2):
             run = akener_cli(uncached, tmp_path, "keys", "list")
             assert run.returncode == 0, run.stderr
 
