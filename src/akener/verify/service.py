@@ -36,7 +36,7 @@ from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
 from akener.verify.bearer import REJECTED_MESSAGE
 from akener.verify.cache import MISS, CachedKey, KeyCache, Miss
-from akener.verify.credits import spend
+from akener.verify.credits import Spent, spend
 from akener.verify.limiter import (
     IP_NOT_ALLOWED,
     RATE_LIMITED,
@@ -45,6 +45,7 @@ from akener.verify.limiter import (
     EntryLimits,
     Rule,
     WindowCounters,
+    WindowState,
     address_allowed,
     render_policy,
 )
@@ -56,6 +57,12 @@ from akener.verify.usage import UsageRecorder
 
 log = logging.getLogger("akener.verify")
 MAX_COST = 1000
+# Refusals of a key that was switched off or ran out: worth a key.refused event.
+_PRESENTED_AFTER_END = frozenset({"INACTIVE", "EXPIRED"})
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
 
 
 class Verdict(enum.StrEnum):
@@ -258,6 +265,7 @@ class Verifier:
         if limits is None:
             return None
         if not address_allowed(limits.allowed, client):
+            self.refused(entry.id, IP_NOT_ALLOWED, client)
             return Admission(IP_NOT_ALLOWED)
         now = self.now()
         shared = self.shared if limits.rules else None
@@ -272,6 +280,8 @@ class Verifier:
         else:
             wait, states = self.counters.take(limits.rules, now)
         if wait is not None:
+            self.refused(entry.id, RATE_LIMITED, client)
+            self._rate_limited(entry, limits, states, client, now)
             return Admission(RATE_LIMITED, wait, states)
         admission = Admission(windows=states)
         if not limits.credits:
@@ -296,7 +306,72 @@ class Verifier:
             admission.code = USAGE_EXCEEDED
             if spent.refill_at is not None:
                 admission.retry_after = max(1, math.ceil(spent.refill_at - now))
+            self.refused(entry.id, USAGE_EXCEEDED, client)
+            self._exhausted(entry, limits, spent, client, now)
         return admission
+
+    def refused(self, key_id: str, reason: str, client: str | None) -> None:
+        """Count one refused request of a known key by reason (written by the usage flush);
+        a refused inactive or expired key is also noted for ``key.refused``."""
+        if self.usage is not None:
+            self.usage.refuse(key_id, reason)
+        if self.refusals is not None and reason in _PRESENTED_AFTER_END:
+            self.refusals.note(key_id, reason, client, self.now())
+
+    def _rate_limited(
+        self,
+        entry: CachedKey,
+        limits: EntryLimits,
+        states: list[WindowState],
+        client: str | None,
+        now: float,
+    ) -> None:
+        # One key.rate_limited per key and window instance: the dedupe names the window and its
+        # number (its end, in whole periods, identifies it on every process).
+        if self.refusals is None:
+            return
+        for rule, state in zip(limits.rules, states, strict=False):
+            if state.remaining > 0:
+                continue
+            number = round((now + state.reset) / state.period) - 1
+            ends = (number + 1) * state.period
+            whose = "owner" if rule.subject.startswith("o:") else "key"
+            data = {
+                "window": {
+                    "name": state.name,
+                    "limit": state.limit,
+                    "period_seconds": state.period,
+                    "applies_to": whose,
+                },
+                "owner_id": limits.owner_id,
+                "resets_at": _iso(ends),
+                "client": client,
+            }
+            dedupe = f"key.rate_limited:{entry.id}:{whose}:{state.name}:{state.period}:{number}"
+            self.refusals.limited(entry.id, "key.rate_limited", dedupe, data, now)
+            return
+
+    def _exhausted(
+        self, entry: CachedKey, limits: EntryLimits, spent: Spent, client: str | None, now: float
+    ) -> None:
+        # One key.credits_exhausted per key and refill period (credits without a refill: per
+        # UTC day).
+        if self.refusals is None:
+            return
+        period = (
+            f"r{int(spent.refill_at)}" if spent.refill_at is not None else f"d{int(now // 86_400)}"
+        )
+        data = {
+            "credits": {
+                "applies_to": spent.whose or "key",
+                "remaining": spent.remaining,
+                "refill_at": _iso(spent.refill_at) if spent.refill_at is not None else None,
+            },
+            "owner_id": limits.owner_id,
+            "client": client,
+        }
+        dedupe = f"key.credits_exhausted:{entry.id}:{spent.whose or 'key'}:{period}"
+        self.refusals.limited(entry.id, "key.credits_exhausted", dedupe, data, now)
 
     def _warn_store(self, exc: StoreError) -> None:
         # One line per 10 s, not one per request, while Redis is unreachable.
@@ -321,21 +396,27 @@ class Verifier:
         return verdict, entry
 
     async def check_admitted(
-        self, key: str, client: str | None = None, cost: int = 1, limits: bool = True
+        self,
+        key: str,
+        client: str | None = None,
+        cost: int = 1,
+        limits: bool = True,
+        record: bool = True,
     ) -> tuple[Verdict, CachedKey | None, Admission | None]:
-        """Verdict, entry and the outcome of the key's limits; records usage when accepted."""
+        """Verdict, entry and the outcome of the key's limits; counts the request, accepted or
+        refused by reason, unless ``record`` is False (the caller decides later)."""
         if not tokens.is_well_formed(key):
             return Verdict.MALFORMED, None, None
         entry = await self.lookup(key, client)
         verdict = judge(entry, self.now())
-        if verdict is not Verdict.VALID and entry is not None and self.refusals is not None:
-            self.refusals.note(entry.id, verdict.value, client, self.now())
+        if verdict is not Verdict.VALID and entry is not None and record:
+            self.refused(entry.id, verdict.value, client)
         admission = None
         if verdict is Verdict.VALID and entry is not None and limits:
             admission = await self.admit(entry, client, cost)
             if admission is not None and admission.code is not None:
                 verdict = Verdict(admission.code)
-        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None and record:
             self.usage.record(entry.id)
         return verdict, entry, admission
 
@@ -388,7 +469,7 @@ async def verify_key(
     actor.require(API_KEYS_VERIFY)
     if not 0 <= cost <= MAX_COST:
         raise InvalidInput(f"cost must be between 0 and {MAX_COST}", field="cost")
-    verdict, entry, _ = await verifier.check_admitted(key, limits=False)
+    verdict, entry, _ = await verifier.check_admitted(key, limits=False, record=False)
     if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
         return VerifyResult(verdict, None)
     identity = VerifiedKey.from_entry(entry)
@@ -396,7 +477,11 @@ async def verify_key(
         verdict = Verdict.INSUFFICIENT_SCOPE
     admission = None
     if verdict is Verdict.VALID:
-        admission = await verifier.admit(entry, ip, cost)
+        admission = await verifier.admit(entry, ip, cost)  # counts its own refusals
         if admission is not None and admission.code is not None:
             verdict = Verdict(admission.code)
+        elif verifier.usage is not None:
+            verifier.usage.record(entry.id)
+    else:
+        verifier.refused(entry.id, verdict.value, ip)
     return VerifyResult(verdict, identity, admission)
