@@ -163,6 +163,7 @@ class Verifier:
         shared: SharedWindows | None = None,
         limits_on_store_error: str = "allow",
         refusals: RefusalRecorder | None = None,
+        credits_on_store_error: str = "deny",
     ) -> None:
         self.refusals = refusals
         self._sessionmaker = sessionmaker
@@ -184,6 +185,10 @@ class Verifier:
         # Windows counted in Redis for the whole fleet (None: this process counts alone).
         self.shared = shared
         self.limits_on_store_error = limits_on_store_error
+        # The database cannot spend credits (an error, or a lock held past the query timeout):
+        # "deny" answers 503, "allow" admits the request without spending (docs/limits.md).
+        self.credits_on_store_error = credits_on_store_error
+        self._credits_warn = RateLimitedLog(log)
         self._store_warned_at: float | None = None
 
     def client(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -297,8 +302,16 @@ class Verifier:
                 now=now,
             )
         except DATABASE_ERRORS as exc:
+            if self.credits_on_store_error == "allow":
+                # Availability chosen over exactness: admitted, nothing spent.
+                self._credits_warn.warning(
+                    "cannot spend credits; keys with credits are admitted without spending", exc
+                )
+                return admission
             self._give_back(shared, limits, now)
-            self._warn.warning("cannot spend credits", exc)
+            self._credits_warn.warning(
+                "cannot spend credits; keys with credits are refused with 503", exc
+            )
             raise ServiceUnavailable(f"cannot spend credits: {describe(exc)}") from exc
         admission.credits_remaining, admission.refill_at = spent.remaining, spent.refill_at
         if not spent.ok:
