@@ -30,6 +30,7 @@ import asyncio
 import gc
 import json
 import secrets
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -73,6 +74,7 @@ def seed(path: Path, keys: int, limited: int, digest: object) -> list[str]:
     masked = "akener_" + "*" * 60 + "0000"
     plaintexts: list[str] = []
     conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous=OFF")  # a throwaway database: speed over durability
     insert = (
         "INSERT INTO api_keys (id, name, digest, pepper_version, masked_key, status, scopes,"
         " created_at, created_by, request_count, owner_id, rate_limits, allowed_ips)"
@@ -124,7 +126,7 @@ def report(label: str, base_traced: float, base_rss: float, **sizes: int) -> Non
 
 async def measure(args: argparse.Namespace) -> None:
     """Seed, start a runtime, fill its state step by step and print what it costs."""
-    from sqlalchemy import select
+    from sqlalchemy import literal_column, select
 
     from akener.authz.handler import _allow_headers
     from akener.db.engine import make_engine
@@ -136,11 +138,17 @@ async def measure(args: argparse.Namespace) -> None:
     from akener.verify.cache import CachedKey
     from akener.verify.service import entry_from_row
 
-    workdir = Path(tempfile.mkdtemp(prefix="akener-memory-"))
+    # Kept between runs (seeding a million rows takes minutes): the database and the limited
+    # keys' plaintexts, under the same fixed secret.
+    workdir = Path(tempfile.gettempdir()) / f"akener-memory-{args.keys}-{args.limited}"
+    saved = workdir / "limited-keys.txt"
     url = f"sqlite+aiosqlite:///{workdir / 'memory.db'}"
-    engine = make_engine(url)
-    await upgrade(engine)
-    await engine.dispose()
+    if not saved.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        engine = make_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
     settings = Settings(  # type: ignore[call-arg]
         database_url=url,
         secret_key=SECRET,
@@ -153,7 +161,12 @@ async def measure(args: argparse.Namespace) -> None:
     digest = tokens.digester(runtime.peppers.by_version[runtime.peppers.current])
     await runtime.close()
     started = time.monotonic()
-    plaintexts = seed(workdir / "memory.db", args.keys, args.limited, digest)
+    if saved.exists():
+        plaintexts = saved.read_text().split()
+        print(f"reusing {workdir}", flush=True)
+    else:
+        plaintexts = seed(workdir / "memory.db", args.keys, args.limited, digest)
+        saved.write_text("\n".join(plaintexts))
     runtime = await Runtime.start(settings)  # after the seeding: its cache starts trusted
     verifier = runtime.verifier
     verifier.cached("akener_" + "0" * 64)  # the first request: the cache becomes trusted
@@ -169,18 +182,21 @@ async def measure(args: argparse.Namespace) -> None:
         # 1. Every key once, as cache misses fill the cache.
         async with runtime.sessionmaker() as session:
             owners = {o.owner_id: o for o in (await session.execute(select(Owner))).scalars()}
-        seen = 0
-        async with runtime.sessionmaker() as session:
-            stream = await session.stream_scalars(
-                select(ApiKey).execution_options(yield_per=20_000)
-            )
-            async for row in stream:
+        seen, after = 0, 0
+        rowid = literal_column("api_keys.rowid")
+        while True:  # in rowid order, a page per session: the limited keys come last
+            async with runtime.sessionmaker() as session:
+                page = select(ApiKey, rowid).where(rowid > after).order_by(rowid).limit(20_000)
+                rows = (await session.execute(page)).all()
+            if not rows:
+                break
+            after = rows[-1][1]
+            for row, _ in rows:
                 entry = entry_from_row(row, [row.digest], owners.get(row.owner_id or ""))
                 entry.edge = _allow_headers(entry)
                 verifier.cache.put(row.digest, entry, verifier.cache.generation)
                 seen += 1
-                if seen % 20_000 == 0:
-                    session.expunge_all()
+            del rows
         del owners
         report(f"1. {seen:,} keys seen once", base_traced, base_rss, cache=len(verifier.cache))
         # 2. The limited keys through the hot path: lookup, admit, usage; one refusal each.
