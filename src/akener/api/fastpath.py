@@ -116,6 +116,26 @@ def _client(verifier: Verifier, scope: Scope) -> str | None:
     return verifier.client(peer[0] if peer else None, scope["headers"])
 
 
+class Rendered:
+    """What the fast path renders once per cache entry (it dies with the entry, so it never
+    outlives a change): the key as a caller, its ``key`` object and the VALID answer."""
+
+    __slots__ = ("key", "principal", "valid")
+
+    def __init__(self, entry: CachedKey) -> None:
+        self.principal = Principal(kind="key", id=entry.id, permissions=entry.scopes)
+        self.key = verified_read(VerifiedKey.from_entry(entry)).model_dump_json().encode()
+        self.valid = b'{"valid":true,"code":"VALID","key":' + self.key + b',"limits":null}'
+
+
+def _rendered(entry: CachedKey) -> Rendered:
+    rendered = entry.api
+    if rendered is None:
+        rendered = entry.api = Rendered(entry)
+    assert isinstance(rendered, Rendered)
+    return rendered
+
+
 def _cached_caller(verifier: Verifier, key: str) -> Principal | None:
     """What ``Verifier.verify`` decides for a cached, valid key without limits, without awaiting
     and without the client address (only limits, the flood guard on a miss and the audit log
@@ -131,7 +151,7 @@ def _cached_caller(verifier: Verifier, key: str) -> Principal | None:
     ):
         if verifier.usage is not None:
             verifier.usage.record(entry.id)
-        return Principal(kind="key", id=entry.id, permissions=entry.scopes)
+        return _rendered(entry).principal
     return None
 
 
@@ -206,7 +226,7 @@ class ApiFastPath:
 
     async def verify(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The verify API (akener.api.verify.verify) for a well-formed JSON body."""
-        started = time.perf_counter()
+        started = time.perf_counter() if log.isEnabledFor(logging.INFO) else 0.0
         length = self._json_length(scope) if scope["method"] == "POST" else None
         if length is None:
             await self.framework(scope, receive, send)
@@ -230,36 +250,28 @@ class ApiFastPath:
         except AkenerError as exc:
             await self._refuse(exc, scope, receive, send, started)
             return
-        rendered = b"null" if entry is None else self._verified_json(entry)
-        limits = limits_read(admission)
-        answer = b"".join(
-            (
-                b'{"valid":true,"code":"'
-                if verdict is Verdict.VALID
-                else b'{"valid":false,"code":"',
-                verdict.value.encode("ascii"),
-                b'","key":',
-                rendered,
-                b',"limits":',
-                b"null" if limits is None else limits.model_dump_json().encode(),
-                b"}",
+        if entry is not None and verdict is Verdict.VALID and admission is None:
+            answer = _rendered(entry).valid  # the common answer, rendered once per entry
+        else:
+            limits = limits_read(admission)
+            answer = b"".join(
+                (
+                    b'{"valid":true,"code":"'
+                    if verdict is Verdict.VALID
+                    else b'{"valid":false,"code":"',
+                    verdict.value.encode("ascii"),
+                    b'","key":',
+                    b"null" if entry is None else _rendered(entry).key,
+                    b',"limits":',
+                    b"null" if limits is None else limits.model_dump_json().encode(),
+                    b"}",
+                )
             )
-        )
         await self._send_json(send, answer)
         self.answered += 1
         if self.verdicts is not None:
             self.verdicts(verdict.value)
         self._done(scope, 200, started)
-
-    @staticmethod
-    def _verified_json(entry: CachedKey) -> bytes:
-        # Rendered once per cache entry: it dies with the entry, so never outlives a change.
-        rendered = entry.api
-        if rendered is None:
-            read = verified_read(VerifiedKey.from_entry(entry))
-            rendered = entry.api = read.model_dump_json().encode()
-        assert isinstance(rendered, bytes)
-        return rendered
 
     def _json_length(self, scope: Scope) -> int | None:
         """The body length of a request with one ``Content-Type: application/json`` and one
