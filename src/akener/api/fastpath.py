@@ -175,8 +175,8 @@ class ApiFastPath:
         self.max_body = min(max_body_bytes, MAX_FAST_BODY)
         self.runtime: Runtime | None = None
         # key id, or "?" + query for a page of the key list -> (stamp, monotonic deadline,
-        # response start, body); the stamp is (key cache generation, writes) when it was made.
-        self._rendered: dict[str, tuple[tuple[int, int], float, Message, bytes]] = {}
+        # response start, body); the stamp is (key cache generation, writes, usage flushes).
+        self._rendered: dict[str, tuple[tuple[int, int, int], float, Message, bytes]] = {}
         # Answers to requests that may have changed keys (any but GET, HEAD, OPTIONS, /authz and
         # the verify API) sent by this process: a new key changes the list without a change event.
         self.writes = 0
@@ -186,7 +186,7 @@ class ApiFastPath:
         self.verdicts: Callable[[str], None] | None = None
         # What is being copied right now: (stamp, the answer once there) per copy key, so that
         # requests arriving meanwhile wait for it instead of each asking the framework.
-        self._flights: dict[str, tuple[tuple[int, int], asyncio.Future[Copy | None]]] = {}
+        self._flights: dict[str, tuple[tuple[int, int, int], asyncio.Future[Copy | None]]] = {}
 
     def noting_writes(self, send: Send) -> Send:
         """``send`` for a request that may change keys: its answer, sent after its commit,
@@ -352,7 +352,7 @@ class ApiFastPath:
             await self._handoff(scope, receive, send, actor)  # the framework's 403
             return
         cache = verifier.cache
-        stamp = (cache.generation, self.writes)
+        stamp = self._stamp(cache.generation)
         copy = self._rendered.get(key_id)
         if copy is not None and copy[0] == stamp and cache.trusted and copy[1] > time.monotonic():
             await self._send_copy(scope, send, (copy[2], copy[3]), started)
@@ -360,7 +360,7 @@ class ApiFastPath:
         flight = self._flights.get(key_id)
         if flight is not None and flight[0] == stamp and cache.trusted:
             shared = await asyncio.shield(flight[1])
-            if shared is not None and (cache.generation, self.writes) == stamp and cache.trusted:
+            if shared is not None and self._stamp(cache.generation) == stamp and cache.trusted:
                 await self._send_copy(scope, send, shared, started)
                 return
         await self._handoff(scope, receive, send, actor, (key_id, stamp))
@@ -370,6 +370,12 @@ class ApiFastPath:
         await send({"type": "http.response.body", "body": copy[1]})
         self.answered += 1
         self._done(scope, 200, started)
+
+    def _stamp(self, generation: int) -> tuple[int, int, int]:
+        """What a copy depends on: key changes, writes through this process, and usage counts
+        written (a copy never shows a request count older than the last flush)."""
+        usage = self.runtime.usage if self.runtime is not None else None
+        return generation, self.writes, usage.written if usage is not None else 0
 
     @staticmethod
     def _bodiless(scope: Scope) -> bool:
@@ -384,7 +390,7 @@ class ApiFastPath:
         receive: Receive,
         send: Send,
         actor: Principal,
-        keep: tuple[str, tuple[int, int]] | None = None,
+        keep: tuple[str, tuple[int, int, int]] | None = None,
     ) -> None:
         """The framework answers for an authenticated caller (its limits are not applied again);
         with ``keep`` (what is copied, stamp) a 200 is copied for later requests."""
@@ -418,14 +424,16 @@ class ApiFastPath:
             if self._flights.get(keep[0]) is flight:
                 del self._flights[keep[0]]
 
-    def _keep(self, keep: tuple[str, tuple[int, int]], start: Message, body: bytes) -> Copy | None:
+    def _keep(
+        self, keep: tuple[str, tuple[int, int, int]], start: Message, body: bytes
+    ) -> Copy | None:
         """Keep ``start`` and ``body`` when they may be served again; the copy, or None."""
         runtime = self.runtime
         if runtime is None:
             return None
         cache = runtime.verifier.cache
         key_id, stamp = keep
-        if not cache.trusted or (cache.generation, self.writes) != stamp:
+        if not cache.trusted or self._stamp(cache.generation) != stamp:
             return None
         # A key's credits change with every request of it: never copied (a list page is, for at
         # most RENDER_TTL, like its usage counts).

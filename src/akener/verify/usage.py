@@ -84,6 +84,7 @@ class UsageRecorder:
         # failed flushes, and requests given up on at shutdown (the only loss a clean stop has).
         self.flushed_at = time.time()
         self.failures = 0
+        self.written = 0  # flushes that wrote counts: copies of answers showing them are stale
         self.lost = 0
 
     def record(self, key_id: str) -> None:
@@ -158,6 +159,7 @@ class UsageRecorder:
                 self.failures += 1
                 return False
             self.flushed_at = time.time()
+            self.written += 1
             self._written_at.update(touches)
             for key_id, at in touches.items():
                 if self._seen_at.get(key_id) == at:
