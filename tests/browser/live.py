@@ -61,6 +61,7 @@ class LiveServer:
     database_url: str
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # more AKENER_ settings for the process
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +89,7 @@ class LiveServer:
             "AKENER_DATABASE_URL": self.database_url,
             "AKENER_SECRET_KEY": SECRET,
             "AKENER_LOG_LEVEL": "warning",
+            **self.env,
         }
         command = [
             sys.executable, "-m", "uvicorn", "akener.app:create_app", "--factory",
