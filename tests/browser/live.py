@@ -100,10 +100,14 @@ class LiveServer:
                 command, cwd=self.root, env=env, stdout=out, stderr=out, pass_fds=[sock.fileno()]
             )
         sock.close()
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except RuntimeError:
+            self.stop()  # a server that did not come up is not left running
+            raise
         return self
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
+    def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
