@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import secrets
 import statistics
@@ -40,6 +41,7 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET = "bench-dashboard-" + "d" * 40
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway user of a throwaway database
 LIMIT_MS = 300.0
+DATABASE = f"akener_bench_dashboard_{os.getpid()}"  # runs by others never collide
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 NEXT_RE = re.compile(r'href="(/manage/api-keys\?[^"]*cursor=[^"]+)">Next page')
 
@@ -182,7 +184,7 @@ async def run(
                 if database == "sqlite":
                     url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
                 else:
-                    url = await pg_database(pg_url, "akener_bench_dashboard")
+                    url = await pg_database(pg_url, DATABASE)
                 from akener.db.migrate import upgrade
 
                 engine = make_engine(url)
@@ -198,7 +200,7 @@ async def run(
                     ok = ok and median < LIMIT_MS
                     print(f"  {label:<34} {median:>10.1f} {slowest:>8.1f}{flag}")
                 if database == "postgresql":
-                    await pg_database(pg_url, "akener_bench_dashboard", drop_only=True)
+                    await pg_database(pg_url, DATABASE, drop_only=True)
     return ok
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -35,7 +36,7 @@ from akener.verify.models import KeyUsage
 sys.path.insert(0, str(Path(__file__).parent))
 from dashboard_pages import PG_URL, pg_database, seed
 
-DATABASE = "akener_bench_overview"
+DATABASE = f"akener_bench_overview_{os.getpid()}"
 WEEK = timedelta(days=7)
 
 
