@@ -28,11 +28,13 @@ from akener.authz.handler import ForwardAuth, not_started
 from akener.db.base import utcnow
 from akener.installation.home import locate
 from akener.logs import RequestLogMiddleware, configure_logging
+from akener.ops.handler import OPS_PATHS, MeteredRequests, OpsEndpoints
 from akener.redirects import LocalRedirectsMiddleware
 from akener.runtime import Runtime
 from akener.settings import Settings
 from akener.stopping import before_server_stops
 from akener.verify.service import Verifier
+from akener.verify.throttle import parse_networks
 from akener.web.app import build_web, wrap_web
 
 log = logging.getLogger("akener")
@@ -40,6 +42,7 @@ log = logging.getLogger("akener")
 # Served by the API app although outside /api: its OpenAPI description and the docs pages.
 API_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DOCS_STATIC = STATIC_PREFIX + "/"
+METERED_VERIFY_PATH = "/api/v1/keys/verify"  # counted apart from the rest of the API
 
 
 def build_api() -> FastAPI:
@@ -73,10 +76,14 @@ class AkenerApp:
         self.api = build_api()
         self.web = build_web()
         self._runtime: Runtime | None = None
+        self._ops = OpsEndpoints(
+            lambda: self._runtime, parse_networks(settings.metrics_allowed_ips)
+        )
         self._api_stack: ASGIApp = ApiKeyAuthMiddleware(self.api, self._verifier)
         self._web_stack: ASGIApp = wrap_web(self.web)
         stack: ASGIApp = BodySizeLimitMiddleware(self._dispatch, settings.max_body_bytes)
         stack = LocalRedirectsMiddleware(stack, settings.public_url)
+        stack = MeteredRequests(stack, self._observe_request) if settings.metrics_enabled else stack
         self._http: ASGIApp = RequestLogMiddleware(stack)
         # The verify API, whoami, one key and the key list before the framework (same answers).
         self.fast = ApiFastPath(self._http, settings.max_body_bytes)
@@ -88,6 +95,8 @@ class AkenerApp:
         path = scope.get("path", "")
         if path.startswith("/hooks/"):
             await self.api(scope, receive, send)  # signed by their senders, not by akener keys
+        elif path in OPS_PATHS:
+            await self._ops(scope, receive, send)
         elif is_api_path(path) or path in API_DOC_PATHS or path.startswith(DOCS_STATIC):
             await self._api_stack(scope, receive, send)
         else:
@@ -108,6 +117,16 @@ class AkenerApp:
     def _verifier(self) -> Verifier:
         return self.runtime.verifier
 
+    def _observe_request(self, path: str, status: int, seconds: float) -> None:
+        """Count one answer of the verify API or the management API (docs/metrics.md)."""
+        runtime = self._runtime
+        if runtime is None or runtime.metrics is None:
+            return
+        if path == METERED_VERIFY_PATH:
+            runtime.metrics.recorders.verify.observe(status, seconds)
+        elif is_api_path(path):
+            runtime.metrics.recorders.api.observe(status, seconds)
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Start the runtime, serve, then release it (the lifespan, usable from tests)."""
@@ -115,12 +134,16 @@ class AkenerApp:
         self._runtime = runtime
         self.api.state.runtime = runtime
         self.web.state.runtime = runtime
-        self._authz = ForwardAuth(runtime.verifier)
+        self._authz = ForwardAuth(runtime.verifier, authz_metrics(runtime))
         self.fast.start(runtime)
+        if runtime.metrics is not None:
+            self.fast.observe = self._observe_request
+            self.fast.verdicts = runtime.metrics.recorders.verdict
         try:
             yield runtime
         finally:
             self.fast.start(None)
+            self.fast.observe = self.fast.verdicts = None
             self._authz = not_started
             self._runtime = None
             await runtime.close()
@@ -162,6 +185,11 @@ class AkenerApp:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def authz_metrics(runtime: Runtime) -> Callable[[int, float], None] | None:
+    """Where /authz reports each answer's status and duration (None: metrics are off)."""
+    return None if runtime.metrics is None else runtime.metrics.recorders.authz.observe
 
 
 def create_app() -> AkenerApp:

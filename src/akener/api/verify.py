@@ -42,6 +42,8 @@ async def verify(
     result = await verify_key(
         runtime.verifier, actor, key=body.key, scopes=body.scopes, ip=body.ip, cost=body.cost
     )
+    if runtime.metrics is not None:
+        runtime.metrics.recorders.verdict(result.verdict.value)
     key = None
     if result.key is not None:
         key = verified_read(result.key)

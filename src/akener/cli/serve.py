@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -85,7 +89,33 @@ def serve(
     bind_port = port or settings.port
     typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
     announce_setup(settings, bind_host, bind_port)
-    SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
+    with metrics_directory(settings):
+        SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
+
+
+@contextmanager
+def metrics_directory(settings: Settings) -> Iterator[Path | None]:
+    """The directory where this server's workers leave their numbers for ``/metrics``
+    (docs/metrics.md): ``AKENER_METRICS_DIR`` emptied of a previous server's files, or a fresh
+    one (in /dev/shm where there is one) that is removed when the server stops."""
+    from akener.metrics.snapshot import prepare_directory
+
+    if not settings.metrics_enabled:
+        yield None
+        return
+    if settings.metrics_dir:
+        directory = Path(settings.metrics_dir)
+        prepare_directory(directory)
+        yield directory
+        return
+    shm = Path("/dev/shm")  # noqa: S108 -- a private directory made with mkdtemp (mode 0700)
+    made = Path(tempfile.mkdtemp(prefix="akener-metrics-", dir=shm if shm.is_dir() else None))
+    os.environ["AKENER_METRICS_DIR"] = str(made)
+    try:
+        yield made
+    finally:
+        os.environ.pop("AKENER_METRICS_DIR", None)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 # How long an idle keep-alive connection stays open. Proxies that reuse connections to akener

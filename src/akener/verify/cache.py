@@ -79,6 +79,10 @@ class KeyCache:
         self._digest_by_id: dict[str, str] = {}
         self.generation = 0
         self.trusted = True
+        # Lookups answered from the cache (entry or known-unknown), and those it could not
+        # answer (a miss, or an untrusted cache); read by akener.metrics, never reset.
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._known) + len(self._unknown)
@@ -91,14 +95,18 @@ class KeyCache:
     def get(self, digest: str) -> CachedKey | Literal[Miss.MISS] | None:
         """The entry, None for a known-unknown digest, or MISS when the cache cannot say."""
         if not self.trusted:
+            self.misses += 1
             return MISS
         entry = self._known.get(digest)
         if entry is not None:
             self._known.move_to_end(digest)
+            self.hits += 1
             return entry
         if digest in self._unknown:
             self._unknown.move_to_end(digest)
+            self.hits += 1
             return None
+        self.misses += 1
         return MISS
 
     def put(self, digest: str, entry: CachedKey | None, generation: int) -> None:

@@ -62,6 +62,12 @@ class PgChangeListener:
         # Called after each notification and each reconnect (the change feed reads then).
         self.on_change: Callable[[], None] | None = None
 
+    @property
+    def connected(self) -> bool:
+        """True while the LISTEN connection is open (changes reach this process)."""
+        conn = self._conn
+        return conn is not None and not conn.is_closed()
+
     async def start(self) -> None:
         """Listen before serving (best effort), then keep listening in the background."""
         self.cache.distrust()
