@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,16 +56,6 @@ class Server:
             timeout=60,
             check=False,
         )
-
-    def make_key(self, *scopes: str, name: str | None = None) -> str:
-        """A new key with ``scopes``, made through the CLI; its plaintext."""
-        name = name or f"client test {uuid.uuid4().hex[:12]}"
-        args = ["keys", "create", "--name", name]
-        for scope in scopes:
-            args += ["--scope", scope]
-        done = self.cli(*args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
 
 
 def server_bin() -> str:
@@ -118,6 +107,20 @@ class _Running:
                 stderr=subprocess.STDOUT,
             )
 
+    def make_key(self, *scopes: str) -> subprocess.Popen[str]:
+        """Start ``akener keys create`` for a key with ``scopes`` (its plaintext on stdout)."""
+        args = [server_bin(), "keys", "create", "--name", "client tests admin"]
+        for scope in scopes:
+            args += ["--scope", scope]
+        return subprocess.Popen(
+            args,
+            env=self.env,
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def wait(self) -> None:
         """Return once the server answers; fail with its log if it does not."""
         deadline = time.monotonic() + 60
@@ -137,7 +140,7 @@ class _Running:
         """Stop the server (``terminate`` first on every server, then ``stop``: in parallel)."""
         self.process.terminate()
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -187,12 +190,13 @@ def _servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ser
         try:
             for one in running.values():
                 one.wait()
+            # The admin keys: one CLI run per server, side by side.
+            making = {name: one.make_key(*ADMIN_SCOPES) for name, one in running.items()}
             servers = {}
             for name, one in running.items():
-                bare = Server(one.url, "", one.log, one.env, one.workdir)
-                servers[name] = Server(
-                    one.url, bare.make_key(*ADMIN_SCOPES), one.log, one.env, one.workdir
-                )
+                out, err = making[name].communicate(timeout=60)
+                assert making[name].returncode == 0, err
+                servers[name] = Server(one.url, out.strip(), one.log, one.env, one.workdir)
             yield servers
         finally:
             for one in running.values():

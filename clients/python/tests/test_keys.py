@@ -79,8 +79,8 @@ def test_a_key_s_whole_life(admin: AkenerClient) -> None:
     assert admin.verify_key(rotated.key).code == "NOT_FOUND"
 
 
-def test_whoami_names_the_calling_key(server: Server) -> None:
-    key = server.make_key("api_keys.read", name=unique("whoami"))
+def test_whoami_names_the_calling_key(server: Server, admin: AkenerClient) -> None:
+    key = admin.create_key(unique("whoami"), ["api_keys.read"]).key
     with AkenerClient(server.url, key) as client:
         me = client.whoami()
     assert me.name.startswith("whoami ") and me.scopes == ("api_keys.read",)
@@ -150,7 +150,7 @@ def test_errors_carry_akener_s_code(server: Server, admin: AkenerClient) -> None
     assert invalid.value.code == "VALIDATION_ERROR" and invalid.value.fields
     assert "api_keys.read" in invalid.value.fields[0].message
 
-    reader = server.make_key("api_keys.read")
+    reader = admin.create_key(unique(), ["api_keys.read"]).key
     with AkenerClient(server.url, reader) as client, pytest.raises(PermissionDeniedError) as no:
         client.create_key(unique())
     assert (no.value.status, no.value.code) == (403, "FORBIDDEN")
