@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -172,3 +173,20 @@ def test_a_rate_limited_caller_gets_retry_after(server: Server, admin: AkenerCli
             client.whoami()
     assert caught.value.code == "RATE_LIMITED"
     assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 3600
+
+
+def test_no_log_line_and_no_error_holds_a_key(
+    server: Server, admin: AkenerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # httpx and httpcore log every request at this level
+    created = admin.create_key(unique(), ["reports.read"])
+    with AkenerClient(server.url, created.key) as client:
+        client.whoami()
+        with pytest.raises(PermissionDeniedError) as denied:
+            client.list_keys()
+    admin.verify_key(created.key)
+    logging.getLogger("test").info("%r %r %r", created, client, denied.value)
+    assert "HTTP Request" in caplog.text  # the requests were logged ...
+    for secret in (created.key, server.admin_key):
+        assert secret not in caplog.text  # ... without a key
+        assert secret[7:] not in str(denied.value)
