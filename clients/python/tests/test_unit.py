@@ -212,3 +212,37 @@ def test_the_change_stream_is_read_and_resumed_from_the_last_event_id() -> None:
     assert seen[0].headers["last-event-id"] == "6"
     assert seen[0].headers["accept"] == "text/event-stream"
     assert json.loads(json.dumps(events[1].data)) == {"id": "k"}
+
+
+def test_a_verify_answer_is_read_with_the_fields_a_cache_needs() -> None:
+    answer = {
+        "valid": True,
+        "code": "VALID",
+        "key": {
+            "id": "k1",
+            "name": "CI",
+            "scopes": ["a", "b"],
+            "owner_id": "customer_42",
+            "expires_at": "2027-01-01T00:00:00Z",
+            "limited": True,
+            "something_new": 1,  # a newer server's field is ignored
+        },
+        "limits": {
+            "windows": [{"name": "r", "limit": 10, "remaining": 9, "reset_seconds": 60}],
+            "credits": {"remaining": None, "refill_at": None},
+        },
+    }
+    sent: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200, json=answer)
+
+    result = client_with(httpx.MockTransport(handler)).verify_key(KEY, ["a"], ip="10.0.0.1")
+    assert json.loads(sent[0]) == {"key": KEY, "scopes": ["a"], "ip": "10.0.0.1"}
+    assert result.valid and result.key is not None
+    assert (result.key.owner_id, result.key.limited) == ("customer_42", True)
+    assert result.key.expires_at is not None and result.key.expires_at.year == 2027
+    assert result.key.expires_at.tzinfo is not None
+    assert result.limits is not None and result.limits.windows[0].remaining == 9
+    assert result.limits.credits is not None and result.limits.credits.remaining is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -10,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from akener_client import AkenerClient, NotFoundError, ValidationError
+from akener_client import AkenerClient, AsyncAkenerClient, NotFoundError, ValidationError
 from akener_client.models import Delivery
 from tests.conftest import Server
 
@@ -93,3 +94,36 @@ def test_a_webhook_s_whole_life(
             admin.get_webhook(hook.id)
         with pytest.raises(NotFoundError):
             admin.resend_delivery(hook.id, first[0].id)
+
+
+def test_the_async_client_manages_webhooks_too(
+    server: Server, receiver: tuple[str, list[tuple[str, bytes]]]
+) -> None:
+    url, received = receiver
+
+    async def scenario() -> None:
+        async with AsyncAkenerClient(server.url, server.admin_key) as admin:
+            hook = await admin.create_webhook(url, ["key.deactivated"])
+            assert hook.id in {w.id for w in await admin.list_webhooks()}
+            assert (await admin.get_webhook(hook.id)).events == ("key.deactivated",)
+            key = await admin.create_key(f"async hooked {uuid.uuid4().hex[:10]}")
+            await admin.deactivate_key(key.id)
+            deadline = time.monotonic() + 20
+            while True:
+                deliveries = await admin.list_deliveries(hook.id, limit=5)
+                if deliveries and deliveries[0].state == "delivered":
+                    break
+                assert time.monotonic() < deadline, deliveries
+                await asyncio.sleep(0.1)
+            resent = await admin.resend_delivery(hook.id, deliveries[0].id)
+            assert resent.id == deliveries[0].id
+            updated = await admin.update_webhook(hook.id, description="async")
+            assert updated.description == "async"
+            rotated = await admin.rotate_webhook_secret(hook.id)
+            assert rotated.secret.startswith("whsec_") and rotated.secret != hook.secret
+            await admin.delete_webhook(hook.id)
+            with pytest.raises(NotFoundError):
+                await admin.list_deliveries(hook.id)
+
+    asyncio.run(scenario())
+    assert received  # what akener reported delivered did arrive
