@@ -88,21 +88,26 @@ def _env(database_url: str) -> dict[str, str]:
     return env
 
 
-class _Running:
-    """One ``akener serve`` being started: its process and where it will answer."""
+class ServerProcess:
+    """One ``akener serve`` process: started at once, ``wait()`` until it answers, ``stop()``,
+    and ``start()`` again on the same port (a test that stops akener uses its own)."""
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
-        self.env = _env(database_url)
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
         self.workdir = workdir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "serve.log"
-        with self.log.open("wb") as log:
+        self.log = workdir / f"serve-{self.port}.log"
+        self.start()
+
+    def start(self) -> None:
+        """Start the process (again); ``wait()`` for it to answer."""
+        with self.log.open("ab") as log:
             # serve creates the schema itself: no separate `db upgrade` process.
             self.process = subprocess.Popen(
                 [server_bin(), "serve", "--port", str(self.port)],
                 env=self.env,
-                cwd=workdir,
+                cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -137,7 +142,7 @@ class _Running:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop the server (``terminate`` first on every server, then ``stop``: in parallel)."""
+        """Stop the server and wait for it to end."""
         self.process.terminate()
         try:
             self.process.wait(timeout=5)
@@ -186,7 +191,9 @@ def _databases(tmp: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Pat
 def _servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     """Every database's server, started side by side (each start takes seconds)."""
     for databases in _databases(tmp_path_factory):
-        running = {name: _Running(url, workdir) for name, (url, workdir) in databases.items()}
+        running = {
+            name: ServerProcess(_env(url), workdir) for name, (url, workdir) in databases.items()
+        }
         try:
             for one in running.values():
                 one.wait()
@@ -200,7 +207,7 @@ def _servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ser
             yield servers
         finally:
             for one in running.values():
-                one.process.terminate()
+                one.process.terminate()  # all at once, then wait for each
             for one in running.values():
                 one.stop()
 
@@ -211,3 +218,15 @@ def server(request: pytest.FixtureRequest, _servers: dict[str, Server]) -> Serve
     if request.param not in _servers:
         pytest.skip("AKENER_TEST_DATABASE_URL is not set: PostgreSQL is not tested")
     return _servers[request.param]
+
+
+@pytest.fixture
+def own_server(server: Server) -> Iterator[ServerProcess]:
+    """Another akener process on ``server``'s database, answering at its own ``url``: this
+    test's to stop and start again (the shared one must keep running)."""
+    process = ServerProcess(server.env, server.workdir)
+    try:
+        process.wait()
+        yield process
+    finally:
+        process.stop()
