@@ -287,6 +287,20 @@ class AkenerClient(_Base):
 
     # --- owners ---------------------------------------------------------------------------------
 
+    def list_owners(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Owner]:
+        """One page of owners (every owner id with keys or shared limits), by id."""
+        return self._run(_calls.list_owners(limit=limit, cursor=cursor))
+
+    def iter_owners(self, *, page_size: int = 100) -> Iterator[Owner]:
+        """Every owner, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_owners(limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     def get_owner(self, owner_id: str) -> Owner:
         """An owner's shared limits and key count."""
         return self._run(_calls.get_owner(owner_id))
@@ -614,6 +628,23 @@ class AsyncAkenerClient(_Base):
             raise transport_error(exc) from None
 
     # --- owners ---------------------------------------------------------------------------------
+
+    async def list_owners(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Owner]:
+        """One page of owners (every owner id with keys or shared limits), by id."""
+        return await self._run(_calls.list_owners(limit=limit, cursor=cursor))
+
+    async def iter_owners(self, *, page_size: int = 100) -> AsyncIterator[Owner]:
+        """Every owner, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_owners(limit=page_size, cursor=cursor)
+            for owner in page.items:
+                yield owner
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def get_owner(self, owner_id: str) -> Owner:
         """An owner's shared limits and key count."""
