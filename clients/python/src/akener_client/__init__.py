@@ -38,7 +38,4 @@ __all__ = [
 # --- Verifier and middlewares (owned by the `stream` work: verifier.py, middleware modules) ---
 # Add their exports below this line, and their names to __all__ with `__all__ += [...]`.
 # Keep the framework middlewares out of this module's imports (they need optional extras).
-# Reusable here: AkenerClient.verify_key / AsyncAkenerClient.verify_key (VerifyResult, with
-# VerifiedKey.owner_id, expires_at, limited), iter_changes (ServerEvent, Last-Event-ID), and
-# akener_client._http (bearer, base_url, SSEParser, raise_for_error).
 # --- end of the Verifier block ---
