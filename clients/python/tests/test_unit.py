@@ -246,3 +246,32 @@ def test_a_verify_answer_is_read_with_the_fields_a_cache_needs() -> None:
     assert result.key.expires_at.tzinfo is not None
     assert result.limits is not None and result.limits.windows[0].remaining == 9
     assert result.limits.credits is not None and result.limits.credits.remaining is None
+
+
+def test_a_patch_sends_only_what_was_given_and_null_to_clear() -> None:
+    bodies: list[object] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(204)
+
+    client = client_with(httpx.MockTransport(handler))
+    with pytest.raises(AkenerError):  # 204 is not a Key: the body is what this test reads
+        client.update_key("k", name="new")
+    with pytest.raises(AkenerError):
+        client.update_key("k", expires_at=None, owner_id=None, credits=None, rate_limits=[])
+    assert bodies == [
+        {"name": "new"},
+        {"expires_at": None, "owner_id": None, "credits": None, "rate_limits": []},
+    ]
+
+
+def test_times_without_a_zone_are_refused_before_sending() -> None:
+    from datetime import datetime
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing may be sent")
+
+    client = client_with(httpx.MockTransport(handler))
+    with pytest.raises(ValueError, match="time zone"):
+        client.create_key("k", expires_at=datetime(2030, 1, 1))
