@@ -32,6 +32,7 @@ ADMIN_SCOPES = (
     # Operator scopes the tests hand out (a key can only grant what it holds).
     "reports.read",
     "reports.write",
+    "incidents.read",  # the README's example
 )
 
 
