@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from akener_client import AsyncAkenerClient, NotFoundError
+from akener_client import AkenerClient, AsyncAkenerClient, NotFoundError
 from akener_client.models import ServerEvent
 from tests.conftest import Server
 
@@ -45,3 +45,20 @@ def test_a_change_arrives_live_and_again_when_resumed(server: Server) -> None:
             await resumed.aclose()  # type: ignore[attr-defined]
 
     asyncio.run(scenario())
+
+
+def test_the_sync_client_reads_the_stream_too(server: Server) -> None:
+    with AkenerClient(server.url, server.admin_key) as akener:
+        key = akener.create_key(f"streamed sync {uuid.uuid4().hex[:10]}")
+        events = akener.iter_changes()
+        try:
+            first = next(e for e in events if e.event == "ready")
+        except NotFoundError:
+            pytest.skip("this server has no change stream yet")
+        assert first.id is not None
+        akener.delete_key(key.id)
+        # Bounded: each read waits at most 45 s (three missed heartbeats), and the change is
+        # sent within milliseconds.
+        change = next(e for e in events if e.event == "change" and key.id in json.dumps(e.data))
+        assert key.key not in json.dumps(change.data)
+        events.close()  # type: ignore[attr-defined]
