@@ -203,3 +203,12 @@ def test_no_log_line_and_no_error_holds_a_key(
     for secret in (created.key, server.admin_key):
         assert secret not in caplog.text  # ... without a key
         assert secret[7:] not in str(denied.value)
+
+
+def test_a_caller_out_of_credits_gets_usage_exceeded(server: Server, admin: AkenerClient) -> None:
+    spent = admin.create_key(unique(), ["api_keys.read"], credits=Credits(1))
+    with AkenerClient(server.url, spent.key) as client:
+        client.whoami()
+        with pytest.raises(RateLimitedError) as caught:
+            client.whoami()
+    assert (caught.value.status, caught.value.code) == (429, "USAGE_EXCEEDED")
