@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,17 @@ class Server:
             timeout=60,
             check=False,
         )
+
+    def make_key(self, *scopes: str, name: str | None = None) -> str:
+        """A new key with ``scopes``, made through the CLI; its plaintext. (Through the API,
+        ``AkenerClient(url, admin_key).create_key`` is faster: no process to start.)"""
+        name = name or f"client test {uuid.uuid4().hex[:12]}"
+        args = ["keys", "create", "--name", name]
+        for scope in scopes:
+            args += ["--scope", scope]
+        done = self.cli(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
 
 
 def server_bin() -> str:
