@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None
 
+    # Metrics and health (docs/metrics.md). Off: /metrics answers 404 and nothing is recorded.
+    metrics_enabled: bool = True
+    # Socket addresses (or networks) that may read /metrics without a key; never forwarded ones.
+    metrics_allowed_ips: str = ""
+    # Where a server's processes leave their numbers for each other (set by `akener serve`).
+    metrics_dir: str | None = None
+
     # Webhooks (docs/events.md).
     webhooks_allow_private: bool = False  # loopback/private receivers (tests, closed networks)
     webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
@@ -171,7 +178,7 @@ class Settings(BaseSettings):
         """True when the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allowed_ips")
     @classmethod
     def _check_proxies(cls, value: str) -> str:
         """Refuse anything but addresses and networks."""

@@ -69,6 +69,11 @@ class UsageRecorder:
         self._seen_at: dict[str, float] = {}  # key_id -> last accepted request (POSIX seconds)
         self._written_at: dict[str, float] = {}  # key_id -> last_used_at value last written
         self._lock = asyncio.Lock()
+        # Read by akener.metrics: when everything counted was last written (POSIX seconds),
+        # failed flushes, and requests given up on at shutdown (the only loss a clean stop has).
+        self.flushed_at = time.time()
+        self.failures = 0
+        self.lost = 0
 
     def record(self, key_id: str) -> None:
         """Note one accepted request by ``key_id`` (hot path: two dict writes)."""
@@ -106,6 +111,7 @@ class UsageRecorder:
                 if at - self._written_at.get(key_id, 0.0) >= LAST_USED_EVERY
             }
             if not counts and not touches:
+                self.flushed_at = time.time()
                 return True
             try:
                 await self._write(counts, touches, attempts)
@@ -117,7 +123,9 @@ class UsageRecorder:
                 )
                 for slot, n in counts.items():
                     self._counts[slot] = self._counts.get(slot, 0) + n
+                self.failures += 1
                 return False
+            self.flushed_at = time.time()
             self._written_at.update(touches)
             for key_id, at in touches.items():
                 if self._seen_at.get(key_id) == at:
@@ -168,6 +176,7 @@ class UsageRecorder:
         pending = self.pending
         while not await self.flush():
             if time.monotonic() >= deadline:
+                self.lost += self.pending
                 log.error("key usage not written at shutdown: %d requests lost", self.pending)
                 return
             await asyncio.sleep(0.2)
