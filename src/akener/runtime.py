@@ -127,7 +127,7 @@ class Runtime:
             counter = await open_host_counter(engine, settings.change_counter_dir, cache)
             fresh = counter.check if counter is not None else None
             listener = PgChangeListener(
-                asyncpg_dsn(settings.database_url),
+                asyncpg_dsn(settings.listen_url),
                 cache,
                 check_seconds=settings.listener_check_seconds,
                 connect_timeout=settings.db_connect_timeout_seconds,
