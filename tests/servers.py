@@ -95,7 +95,8 @@ class AkenerServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        # Generous: on a machine shared with other busy jobs two workers took over 30 s to start.
+        deadline = time.monotonic() + 90
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"akener serve exited:\n{self.log.read_text()}")

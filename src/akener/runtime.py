@@ -146,6 +146,7 @@ class Runtime:
             clock=time.time if clock is utcnow else lambda: clock().timestamp(),
             shared=SharedWindows.from_url(settings.redis_url) if settings.redis_url else None,
             limits_on_store_error=settings.rate_limits_on_store_error,
+            credits_on_store_error=settings.credits_on_store_error,
         )
         # Forget first, then tell the other processes of this host (before the answer is sent).
         after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])

@@ -131,8 +131,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Redis unreachable: admit rate-limited keys ("allow") or answer 503 ("deny").
     rate_limits_on_store_error: Literal["allow", "deny"] = "allow"
-    # Credits are spent in the database, never in Redis: "deny" (default) and "allow" behave
-    # alike (docs/limits.md); kept so a fleet's configuration states its intent.
+    # Credits are spent in the database, never in Redis. When that write fails or waits past
+    # the query timeout: answer 503 ("deny") or admit without spending ("allow"; docs/limits.md).
     credits_on_store_error: Literal["allow", "deny"] = "deny"
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None

@@ -11,7 +11,7 @@ from sqlalchemy import insert, update
 from akener.audit.models import AuditEvent
 from akener.keys.models import ApiKey
 from akener.keys.tokens import generate_key, mask
-from akener.verify.models import KeyUsage
+from akener.verify.models import KeyRefusal, KeyUsage
 
 # 100 characters without a space: the longest name a key may have.
 LONG_NAME = (
@@ -93,6 +93,19 @@ async def add_hostile(session: Any) -> dict[str, str]:
         for d in range(90)
     ]
     await session.execute(insert(KeyUsage), usage)
+    # Refusals on some days, so the stacked charts, their legend and tables are checked too.
+    reasons = ("RATE_LIMITED", "USAGE_EXCEEDED", "IP_NOT_ALLOWED", "INSUFFICIENT_SCOPE")
+    refused = [
+        {
+            "key_id": rows[name]["id"],
+            "day": today - timedelta(days=d),
+            "reason": reasons[d % len(reasons)],
+            "count": 300 * (d % 5) + 1,
+        }
+        for name in ("soon", "used")
+        for d in range(0, 90, 3)
+    ]
+    await session.execute(insert(KeyRefusal), refused)
     long_change = "x" * 400
     events = [
         {

@@ -94,7 +94,7 @@ async def test_overview_shows_traffic_busiest_unused_and_expiring_with_csvs(
     assert "Soon gone" in expiring and "Quiet robot" not in expiring
 
     days = _csv(await client.get("/manage/overview/traffic-30.csv"))
-    assert days[0] == ["day", "requests"] and len(days) == 31
+    assert days[0][:3] == ["day", "requests", "refused"] and len(days) == 31
     assert days[-1][1] == "500" and sum(int(r[1]) for r in days[1:]) == 807
     assert len(_csv(await client.get("/manage/overview/traffic-90.csv"))) == 91
     ranked = _csv(await client.get("/manage/overview/busiest.csv"))

@@ -116,6 +116,26 @@ def _client(verifier: Verifier, scope: Scope) -> str | None:
     return verifier.client(peer[0] if peer else None, scope["headers"])
 
 
+class Rendered:
+    """What the fast path renders once per cache entry (it dies with the entry, so it never
+    outlives a change): the key as a caller, its ``key`` object and the VALID answer."""
+
+    __slots__ = ("key", "principal", "valid")
+
+    def __init__(self, entry: CachedKey) -> None:
+        self.principal = Principal(kind="key", id=entry.id, permissions=entry.scopes)
+        self.key = verified_read(VerifiedKey.from_entry(entry)).model_dump_json().encode()
+        self.valid = b'{"valid":true,"code":"VALID","key":' + self.key + b',"limits":null}'
+
+
+def _rendered(entry: CachedKey) -> Rendered:
+    rendered = entry.api
+    if rendered is None:
+        rendered = entry.api = Rendered(entry)
+    assert isinstance(rendered, Rendered)
+    return rendered
+
+
 def _cached_caller(verifier: Verifier, key: str) -> Principal | None:
     """What ``Verifier.verify`` decides for a cached, valid key without limits, without awaiting
     and without the client address (only limits, the flood guard on a miss and the audit log
@@ -131,7 +151,7 @@ def _cached_caller(verifier: Verifier, key: str) -> Principal | None:
     ):
         if verifier.usage is not None:
             verifier.usage.record(entry.id)
-        return Principal(kind="key", id=entry.id, permissions=entry.scopes)
+        return _rendered(entry).principal
     return None
 
 
@@ -155,8 +175,8 @@ class ApiFastPath:
         self.max_body = min(max_body_bytes, MAX_FAST_BODY)
         self.runtime: Runtime | None = None
         # key id, or "?" + query for a page of the key list -> (stamp, monotonic deadline,
-        # response start, body); the stamp is (key cache generation, writes) when it was made.
-        self._rendered: dict[str, tuple[tuple[int, int], float, Message, bytes]] = {}
+        # response start, body); the stamp is (key cache generation, writes, usage flushes).
+        self._rendered: dict[str, tuple[tuple[int, int, int], float, Message, bytes]] = {}
         # Answers to requests that may have changed keys (any but GET, HEAD, OPTIONS, /authz and
         # the verify API) sent by this process: a new key changes the list without a change event.
         self.writes = 0
@@ -166,7 +186,7 @@ class ApiFastPath:
         self.verdicts: Callable[[str], None] | None = None
         # What is being copied right now: (stamp, the answer once there) per copy key, so that
         # requests arriving meanwhile wait for it instead of each asking the framework.
-        self._flights: dict[str, tuple[tuple[int, int], asyncio.Future[Copy | None]]] = {}
+        self._flights: dict[str, tuple[tuple[int, int, int], asyncio.Future[Copy | None]]] = {}
 
     def noting_writes(self, send: Send) -> Send:
         """``send`` for a request that may change keys: its answer, sent after its commit,
@@ -206,7 +226,7 @@ class ApiFastPath:
 
     async def verify(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The verify API (akener.api.verify.verify) for a well-formed JSON body."""
-        started = time.perf_counter()
+        started = time.perf_counter() if log.isEnabledFor(logging.INFO) else 0.0
         length = self._json_length(scope) if scope["method"] == "POST" else None
         if length is None:
             await self.framework(scope, receive, send)
@@ -230,36 +250,28 @@ class ApiFastPath:
         except AkenerError as exc:
             await self._refuse(exc, scope, receive, send, started)
             return
-        rendered = b"null" if entry is None else self._verified_json(entry)
-        limits = limits_read(admission)
-        answer = b"".join(
-            (
-                b'{"valid":true,"code":"'
-                if verdict is Verdict.VALID
-                else b'{"valid":false,"code":"',
-                verdict.value.encode("ascii"),
-                b'","key":',
-                rendered,
-                b',"limits":',
-                b"null" if limits is None else limits.model_dump_json().encode(),
-                b"}",
+        if entry is not None and verdict is Verdict.VALID and admission is None:
+            answer = _rendered(entry).valid  # the common answer, rendered once per entry
+        else:
+            limits = limits_read(admission)
+            answer = b"".join(
+                (
+                    b'{"valid":true,"code":"'
+                    if verdict is Verdict.VALID
+                    else b'{"valid":false,"code":"',
+                    verdict.value.encode("ascii"),
+                    b'","key":',
+                    b"null" if entry is None else _rendered(entry).key,
+                    b',"limits":',
+                    b"null" if limits is None else limits.model_dump_json().encode(),
+                    b"}",
+                )
             )
-        )
         await self._send_json(send, answer)
         self.answered += 1
         if self.verdicts is not None:
             self.verdicts(verdict.value)
         self._done(scope, 200, started)
-
-    @staticmethod
-    def _verified_json(entry: CachedKey) -> bytes:
-        # Rendered once per cache entry: it dies with the entry, so never outlives a change.
-        rendered = entry.api
-        if rendered is None:
-            read = verified_read(VerifiedKey.from_entry(entry))
-            rendered = entry.api = read.model_dump_json().encode()
-        assert isinstance(rendered, bytes)
-        return rendered
 
     def _json_length(self, scope: Scope) -> int | None:
         """The body length of a request with one ``Content-Type: application/json`` and one
@@ -340,7 +352,7 @@ class ApiFastPath:
             await self._handoff(scope, receive, send, actor)  # the framework's 403
             return
         cache = verifier.cache
-        stamp = (cache.generation, self.writes)
+        stamp = self._stamp(cache.generation)
         copy = self._rendered.get(key_id)
         if copy is not None and copy[0] == stamp and cache.trusted and copy[1] > time.monotonic():
             await self._send_copy(scope, send, (copy[2], copy[3]), started)
@@ -348,7 +360,7 @@ class ApiFastPath:
         flight = self._flights.get(key_id)
         if flight is not None and flight[0] == stamp and cache.trusted:
             shared = await asyncio.shield(flight[1])
-            if shared is not None and (cache.generation, self.writes) == stamp and cache.trusted:
+            if shared is not None and self._stamp(cache.generation) == stamp and cache.trusted:
                 await self._send_copy(scope, send, shared, started)
                 return
         await self._handoff(scope, receive, send, actor, (key_id, stamp))
@@ -358,6 +370,12 @@ class ApiFastPath:
         await send({"type": "http.response.body", "body": copy[1]})
         self.answered += 1
         self._done(scope, 200, started)
+
+    def _stamp(self, generation: int) -> tuple[int, int, int]:
+        """What a copy depends on: key changes, writes through this process, and usage counts
+        written (a copy never shows a request count older than the last flush)."""
+        usage = self.runtime.usage if self.runtime is not None else None
+        return generation, self.writes, usage.written if usage is not None else 0
 
     @staticmethod
     def _bodiless(scope: Scope) -> bool:
@@ -372,7 +390,7 @@ class ApiFastPath:
         receive: Receive,
         send: Send,
         actor: Principal,
-        keep: tuple[str, tuple[int, int]] | None = None,
+        keep: tuple[str, tuple[int, int, int]] | None = None,
     ) -> None:
         """The framework answers for an authenticated caller (its limits are not applied again);
         with ``keep`` (what is copied, stamp) a 200 is copied for later requests."""
@@ -406,14 +424,16 @@ class ApiFastPath:
             if self._flights.get(keep[0]) is flight:
                 del self._flights[keep[0]]
 
-    def _keep(self, keep: tuple[str, tuple[int, int]], start: Message, body: bytes) -> Copy | None:
+    def _keep(
+        self, keep: tuple[str, tuple[int, int, int]], start: Message, body: bytes
+    ) -> Copy | None:
         """Keep ``start`` and ``body`` when they may be served again; the copy, or None."""
         runtime = self.runtime
         if runtime is None:
             return None
         cache = runtime.verifier.cache
         key_id, stamp = keep
-        if not cache.trusted or (cache.generation, self.writes) != stamp:
+        if not cache.trusted or self._stamp(cache.generation) != stamp:
             return None
         # A key's credits change with every request of it: never copied (a list page is, for at
         # most RENDER_TTL, like its usage counts).

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.accounts.permissions import Principal
 from akener.api.deps import AutoCommitRoute, get_principal, get_runtime, get_session
 from akener.api.errors import responses
 from akener.keys import owners
-from akener.keys.schemas import OwnerRead, OwnerSet, credits_in, windows_in
+from akener.keys.schemas import OwnerPage, OwnerRead, OwnerSet, credits_in, windows_in
 from akener.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["owners"], route_class=AutoCommitRoute)
@@ -19,6 +19,19 @@ router = APIRouter(prefix="/api/v1", tags=["owners"], route_class=AutoCommitRout
 Session = Annotated[AsyncSession, Depends(get_session)]
 Actor = Annotated[Principal, Depends(get_principal)]
 AUTH = (401, 403, 503)
+
+
+@router.get("/owners", response_model=OwnerPage, responses=responses(*AUTH, 422))
+async def list_owners(
+    session: Session,
+    actor: Actor,
+    limit: Annotated[int, Query(ge=1, le=owners.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OwnerPage:
+    """Owners (every ``owner_id`` with keys or shared limits) ordered by id, each with its
+    shared limits and key count; pages with ``next_cursor``."""
+    rows, next_cursor = await owners.page_owners(session, actor, limit=limit, cursor=cursor)
+    return OwnerPage(items=[OwnerRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/owners/{owner_id}", response_model=OwnerRead, responses=responses(*AUTH, 404, 422))

@@ -231,9 +231,14 @@ class ForwardAuth:
             or not entry.active
             or (entry.expires_at is not None and entry.expires_at <= verifier.now())
         ):
+            if entry is not None:
+                peer = scope.get("client")
+                client = verifier.client(peer[0] if peer else None, scope["headers"])
+                verifier.refused(entry.id, "INACTIVE" if not entry.active else "EXPIRED", client)
             await self._answer(send, _REJECTED, scope)
             return
         if required and not entry.scopes.issuperset(required):
+            verifier.refused(entry.id, "INSUFFICIENT_SCOPE", None)
             await self._answer(send, _FORBIDDEN, scope, entry)
             return
         headers = entry.edge

@@ -23,6 +23,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "key.refused",
     "key.expiring",
     "key.expired",
+    "key.rate_limited",
+    "key.credits_exhausted",
 )
 # Receivers get at most this much JSON per event.
 MAX_PAYLOAD_BYTES = 16 * 1024

@@ -1,7 +1,8 @@
 """Traffic and upkeep across all keys: what the dashboard's overview page shows.
 
 Every function needs ``api_keys.read``, as the keys list does. Requests are the accepted ones
-the verifier counts per key and day (``key_usage``); a deleted key's days go with it.
+the verifier counts per key and day (``key_usage``), refused ones per key, day and reason
+(``key_refusals``); a deleted key's days go with it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from akener.accounts.permissions import API_KEYS_READ, Principal
 from akener.errors import InvalidInput
 from akener.keys.models import ApiKey, KeyStatus
+from akener.keys.repository import KeyRepository
 from akener.verify.models import KeyUsage
 
 MAX_DAYS = 366
@@ -48,6 +50,18 @@ async def traffic_by_day(
     counted = {day: int(total) for day, total in (await session.execute(stmt)).all()}
     every_day = (first + timedelta(days=offset) for offset in range(days))
     return [(day, counted.get(day, 0)) for day in every_day]
+
+
+async def refused_by_day(
+    session: AsyncSession, actor: Principal, *, days: int, today: date
+) -> list[dict[str, int]]:
+    """Refused requests of all keys per day and reason (``key_refusals``), ``days`` days ending
+    ``today``, oldest first."""
+    actor.require(API_KEYS_READ)
+    _check_days(days)
+    first = today - timedelta(days=days - 1)
+    found = await KeyRepository(session).refusals_between(None, first, today)
+    return [found.get(first + timedelta(days=offset), {}) for offset in range(days)]
 
 
 async def busiest_keys(

@@ -7,10 +7,12 @@ itself limited may do it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.accounts.permissions import API_KEYS_READ, API_KEYS_WRITE, Principal, describe_scope
@@ -24,6 +26,24 @@ from akener.keys.repository import KeyRepository
 from akener.verify.models import KeyUsage
 
 MAX_OWNERS_PAGE = 1000
+MAX_PAGE = 100  # owners per page of the API's list
+
+
+def encode_owner_cursor(owner_id: str) -> str:
+    """An opaque cursor pointing just after ``owner_id`` in the list's order."""
+    return base64.urlsafe_b64encode(owner_id.encode()).decode().rstrip("=")
+
+
+def decode_owner_cursor(cursor: str) -> str:
+    """Inverse of encode_owner_cursor; InvalidInput for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("invalid cursor", field="cursor") from exc
+    # The id goes to the database as text: only what an owner id may hold (no NUL).
+    if not lim.OWNER_ID_RE.fullmatch(raw):
+        raise InvalidInput("invalid cursor", field="cursor")
+    return raw
 
 
 def _check(owner_id: str) -> None:
@@ -67,6 +87,38 @@ async def list_owners(session: AsyncSession, actor: Principal) -> list[Owner]:
         row.key_count = int(counts.get(owner_id, 0))
         found.append(row)
     return found
+
+
+async def page_owners(
+    session: AsyncSession, actor: Principal, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[Owner], str | None]:
+    """One page of owners (with keys or shared limits) ordered by id, each with its key count,
+    and the cursor of the next page (None on the last)."""
+    actor.require(API_KEYS_READ)
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    after = decode_owner_cursor(cursor) if cursor is not None else None
+    with_keys = select(ApiKey.owner_id.label("owner_id")).where(ApiKey.owner_id.is_not(None))
+    ids = union(with_keys, select(Owner.owner_id.label("owner_id"))).subquery()
+    stmt = select(ids.c.owner_id).order_by(ids.c.owner_id).limit(limit + 1)
+    if after is not None:
+        stmt = stmt.where(ids.c.owner_id > after)
+    page = [str(v) for v in (await session.execute(stmt)).scalars()]
+    more, page = len(page) > limit, page[:limit]
+    counts_stmt = (
+        select(ApiKey.owner_id, func.count())
+        .where(ApiKey.owner_id.in_(page))
+        .group_by(ApiKey.owner_id)
+    )
+    counts = {str(k): int(v) for k, v in (await session.execute(counts_stmt)).all()}
+    rows_stmt = select(Owner).where(Owner.owner_id.in_(page))
+    rows = {o.owner_id: o for o in (await session.execute(rows_stmt)).scalars()}
+    found = []
+    for owner_id in page:
+        row = rows.get(owner_id) or Owner(owner_id=owner_id, rate_limits=[])
+        row.key_count = counts.get(owner_id, 0)
+        found.append(row)
+    return found, encode_owner_cursor(page[-1]) if more and page else None
 
 
 async def set_owner(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from akener.errors import InvalidInput
 from akener.instants import in_range_utc
 from akener.keys.models import ApiKey
-from akener.verify.models import KeyUsage
+from akener.verify.models import KeyRefusal, KeyUsage
 
 _CURSOR_ID_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -154,6 +154,23 @@ class KeyRepository:
             KeyUsage.key_id == key_id, KeyUsage.day >= first, KeyUsage.day <= last
         )
         return {day: int(count) for day, count in (await self.session.execute(stmt)).all()}
+
+    async def refusals_between(
+        self, key_id: str | None, first: date, last: date
+    ) -> dict[date, dict[str, int]]:
+        """Refused requests per day in [first, last] and reason: one key's, or (``key_id``
+        None) every key's."""
+        stmt = (
+            select(KeyRefusal.day, KeyRefusal.reason, func.sum(KeyRefusal.count))
+            .where(KeyRefusal.day >= first, KeyRefusal.day <= last)
+            .group_by(KeyRefusal.day, KeyRefusal.reason)
+        )
+        if key_id is not None:
+            stmt = stmt.where(KeyRefusal.key_id == key_id)
+        found: dict[date, dict[str, int]] = {}
+        for day, reason, count in (await self.session.execute(stmt)).all():
+            found.setdefault(day, {})[reason] = int(count)
+        return found
 
     async def delete(self, key: ApiKey) -> None:
         """Remove the row for good."""

@@ -320,6 +320,13 @@ class OwnerRead(BaseModel):
     key_count: int = 0
 
 
+class OwnerPage(BaseModel):
+    """One page of owners, ordered by id."""
+
+    items: list[OwnerRead]
+    next_cursor: str | None
+
+
 def windows_in(values: list[RateLimitWindow] | None) -> list[lim.Window] | None:
     """Validated windows for the services."""
     if values is None:

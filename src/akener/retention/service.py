@@ -22,7 +22,7 @@ from akener.audit.models import AuditEvent
 from akener.db.engine import begin_write
 from akener.events.models import DeliveryState, OutboxEvent, WebhookDelivery
 from akener.settings import Settings
-from akener.verify.models import KeyUsage
+from akener.verify.models import KeyRefusal, KeyUsage
 
 log = logging.getLogger("akener.retention")
 
@@ -94,6 +94,8 @@ async def prune(session: AsyncSession, policy: RetentionPolicy, *, now: datetime
         # A day's row goes once the whole day is older than the retention.
         first_kept = (now - policy.usage_days).date()
         usage = await _delete(session, delete(KeyUsage).where(KeyUsage.day < first_kept))
+        # Refused requests per day and reason go with the accepted ones of the same days.
+        usage += await _delete(session, delete(KeyRefusal).where(KeyRefusal.day < first_kept))
     if policy.ended_sessions is not None:
         cutoff = now - policy.ended_sessions
         sessions = await _delete(session, delete(WebSession).where(WebSession.expires_at < cutoff))

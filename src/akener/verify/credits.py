@@ -26,6 +26,7 @@ class Spent:
     remaining: int | None  # what is left on the key's credits (else the owner's); None: n/a
     refill_at: float | None  # POSIX seconds of the next refill of the credits that refused
     # (or, when admitted, of the credits shown); None when they never refill
+    whose: str | None = None  # on a refusal: "key" or "owner", the credits that ran out
 
 
 async def _take(
@@ -69,7 +70,7 @@ async def spend(
             ok, remaining, refill_at = await _take(session, owner, cost, when)
             if not ok:
                 await session.rollback()
-                return Spent(False, remaining, refill_at)
+                return Spent(False, remaining, refill_at, "owner")
             shown = (remaining, refill_at)
         if key_credits:
             by_id = select(ApiKey).where(ApiKey.id == key_id).with_for_update()
@@ -77,7 +78,7 @@ async def spend(
             ok, remaining, refill_at = await _take(session, key, cost, when)
             if not ok:
                 await session.rollback()
-                return Spent(False, remaining, refill_at)
+                return Spent(False, remaining, refill_at, "key")
             if remaining is not None:
                 shown = (remaining, refill_at)
         await session.commit()

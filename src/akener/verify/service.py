@@ -36,7 +36,7 @@ from akener.keys.peppers import Peppers
 from akener.keys.repository import KeyRepository
 from akener.verify.bearer import REJECTED_MESSAGE
 from akener.verify.cache import MISS, CachedKey, KeyCache, Miss
-from akener.verify.credits import spend
+from akener.verify.credits import Spent, spend
 from akener.verify.limiter import (
     IP_NOT_ALLOWED,
     RATE_LIMITED,
@@ -45,6 +45,7 @@ from akener.verify.limiter import (
     EntryLimits,
     Rule,
     WindowCounters,
+    WindowState,
     address_allowed,
     render_policy,
 )
@@ -56,6 +57,12 @@ from akener.verify.usage import UsageRecorder
 
 log = logging.getLogger("akener.verify")
 MAX_COST = 1000
+# Refusals of a key that was switched off or ran out: worth a key.refused event.
+_PRESENTED_AFTER_END = frozenset({"INACTIVE", "EXPIRED"})
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
 
 
 class Verdict(enum.StrEnum):
@@ -177,6 +184,7 @@ class Verifier:
         shared: SharedWindows | None = None,
         limits_on_store_error: str = "allow",
         refusals: RefusalRecorder | None = None,
+        credits_on_store_error: str = "deny",
     ) -> None:
         self.refusals = refusals
         self._sessionmaker = sessionmaker
@@ -198,6 +206,10 @@ class Verifier:
         # Windows counted in Redis for the whole fleet (None: this process counts alone).
         self.shared = shared
         self.limits_on_store_error = limits_on_store_error
+        # The database cannot spend credits (an error, or a lock held past the query timeout):
+        # "deny" answers 503, "allow" admits the request without spending (docs/limits.md).
+        self.credits_on_store_error = credits_on_store_error
+        self._credits_warn = RateLimitedLog(log)
         self._store_warned_at: float | None = None
 
     def client(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -279,6 +291,7 @@ class Verifier:
         if limits is None:
             return None
         if not address_allowed(limits.allowed, client):
+            self.refused(entry.id, IP_NOT_ALLOWED, client)
             return Admission(IP_NOT_ALLOWED)
         now = self.now()
         shared = self.shared if limits.rules else None
@@ -293,6 +306,8 @@ class Verifier:
         else:
             wait, states = self.counters.take(limits.rules, now)
         if wait is not None:
+            self.refused(entry.id, RATE_LIMITED, client)
+            self._rate_limited(entry, limits, states, client, now)
             return Admission(RATE_LIMITED, wait, states)
         admission = Admission(windows=states)
         if not limits.credits:
@@ -308,8 +323,16 @@ class Verifier:
                 now=now,
             )
         except DATABASE_ERRORS as exc:
+            if self.credits_on_store_error == "allow":
+                # Availability chosen over exactness: admitted, nothing spent.
+                self._credits_warn.warning(
+                    "cannot spend credits; keys with credits are admitted without spending", exc
+                )
+                return admission
             self._give_back(shared, limits, now)
-            self._warn.warning("cannot spend credits", exc)
+            self._credits_warn.warning(
+                "cannot spend credits; keys with credits are refused with 503", exc
+            )
             raise ServiceUnavailable(f"cannot spend credits: {describe(exc)}") from exc
         admission.credits_remaining, admission.refill_at = spent.remaining, spent.refill_at
         if not spent.ok:
@@ -317,7 +340,72 @@ class Verifier:
             admission.code = USAGE_EXCEEDED
             if spent.refill_at is not None:
                 admission.retry_after = max(1, math.ceil(spent.refill_at - now))
+            self.refused(entry.id, USAGE_EXCEEDED, client)
+            self._exhausted(entry, limits, spent, client, now)
         return admission
+
+    def refused(self, key_id: str, reason: str, client: str | None) -> None:
+        """Count one refused request of a known key by reason (written by the usage flush);
+        a refused inactive or expired key is also noted for ``key.refused``."""
+        if self.usage is not None:
+            self.usage.refuse(key_id, reason)
+        if self.refusals is not None and reason in _PRESENTED_AFTER_END:
+            self.refusals.note(key_id, reason, client, self.now())
+
+    def _rate_limited(
+        self,
+        entry: CachedKey,
+        limits: EntryLimits,
+        states: list[WindowState],
+        client: str | None,
+        now: float,
+    ) -> None:
+        # One key.rate_limited per key and window instance: the dedupe names the window and its
+        # number (its end, in whole periods, identifies it on every process).
+        if self.refusals is None:
+            return
+        for rule, state in zip(limits.rules, states, strict=False):
+            if state.remaining > 0:
+                continue
+            number = round((now + state.reset) / state.period) - 1
+            ends = (number + 1) * state.period
+            whose = "owner" if rule.subject.startswith("o:") else "key"
+            data = {
+                "window": {
+                    "name": state.name,
+                    "limit": state.limit,
+                    "period_seconds": state.period,
+                    "applies_to": whose,
+                },
+                "owner_id": limits.owner_id,
+                "resets_at": _iso(ends),
+                "client": client,
+            }
+            dedupe = f"key.rate_limited:{entry.id}:{whose}:{state.name}:{state.period}:{number}"
+            self.refusals.limited(entry.id, "key.rate_limited", dedupe, data, now)
+            return
+
+    def _exhausted(
+        self, entry: CachedKey, limits: EntryLimits, spent: Spent, client: str | None, now: float
+    ) -> None:
+        # One key.credits_exhausted per key and refill period (credits without a refill: per
+        # UTC day).
+        if self.refusals is None:
+            return
+        period = (
+            f"r{int(spent.refill_at)}" if spent.refill_at is not None else f"d{int(now // 86_400)}"
+        )
+        data = {
+            "credits": {
+                "applies_to": spent.whose or "key",
+                "remaining": spent.remaining,
+                "refill_at": _iso(spent.refill_at) if spent.refill_at is not None else None,
+            },
+            "owner_id": limits.owner_id,
+            "client": client,
+        }
+        dedupe = f"key.credits_exhausted:{entry.id}:{spent.whose or 'key'}:{period}"
+        self.refusals.limited(entry.id, "key.credits_exhausted", dedupe, data, now)
 
     def _warn_store(self, exc: StoreError) -> None:
         # One line per 10 s, not one per request, while Redis is unreachable.
@@ -342,29 +430,37 @@ class Verifier:
         return verdict, entry
 
     async def check_admitted(
-        self, key: str, client: str | None = None, cost: int = 1, limits: bool = True
+        self,
+        key: str,
+        client: str | None = None,
+        cost: int = 1,
+        limits: bool = True,
+        record: bool = True,
     ) -> tuple[Verdict, CachedKey | None, Admission | None]:
-        """Verdict, entry and the outcome of the key's limits; records usage when accepted."""
+        """Verdict, entry and the outcome of the key's limits; counts the request, accepted or
+        refused by reason, unless ``record`` is False (the caller decides later)."""
         if not tokens.is_well_formed(key):
             return Verdict.MALFORMED, None, None
         entry = await self.lookup(key, client)
-        verdict = self._judged(entry, client)
+        verdict = self._judged(entry, client, record)
         admission = None
         if verdict is Verdict.VALID and entry is not None and limits:
             admission = await self.admit(entry, client, cost)
             if admission is not None and admission.code is not None:
                 verdict = Verdict(admission.code)
-        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None and record:
             self.usage.record(entry.id)
         return verdict, entry, admission
 
-    def _judged(self, entry: CachedKey | None, client: str | None) -> Verdict:
+    def _judged(self, entry: CachedKey | None, client: str | None, record: bool) -> Verdict:
         verdict = judge(entry, self.now())
-        if verdict is not Verdict.VALID and entry is not None and self.refusals is not None:
-            self.refusals.note(entry.id, verdict.value, client, self.now())
+        if verdict is not Verdict.VALID and entry is not None and record:
+            self.refused(entry.id, verdict.value, client)
         return verdict
 
-    def check_cached(self, key: str) -> tuple[Verdict, CachedKey | None] | None:
+    def check_cached(
+        self, key: str, record: bool = True
+    ) -> tuple[Verdict, CachedKey | None] | None:
         """``check_admitted(key, limits=False)`` without awaiting, when the cache can answer;
         None when only the database can (then call check_admitted)."""
         if not tokens.is_well_formed(key):
@@ -372,8 +468,8 @@ class Verifier:
         entry = self.cached(key)
         if entry is MISS:
             return None
-        verdict = self._judged(entry, None)
-        if verdict is Verdict.VALID and entry is not None and self.usage is not None:
+        verdict = self._judged(entry, None, record)
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None and record:
             self.usage.record(entry.id)
         return verdict, entry
 
@@ -444,18 +540,23 @@ async def check_for(
     actor.require(API_KEYS_VERIFY)
     if not 0 <= cost <= MAX_COST:
         raise InvalidInput(f"cost must be between 0 and {MAX_COST}", field="cost")
-    cached = verifier.check_cached(key)
+    cached = verifier.check_cached(key, record=False)
     if cached is not None:
         verdict, entry = cached
     else:
-        verdict, entry, _ = await verifier.check_admitted(key, limits=False)
+        verdict, entry, _ = await verifier.check_admitted(key, limits=False, record=False)
     if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
         return verdict, None, None
     if verdict is Verdict.VALID and not entry.scopes.issuperset(scopes):
         verdict = Verdict.INSUFFICIENT_SCOPE
     admission = None
-    if verdict is Verdict.VALID and entry.limits is not None:  # admit() is None without limits
-        admission = await verifier.admit(entry, ip, cost)
+    if verdict is Verdict.VALID:
+        if entry.limits is not None:  # admit() is None without limits; it counts its refusals
+            admission = await verifier.admit(entry, ip, cost)
         if admission is not None and admission.code is not None:
             verdict = Verdict(admission.code)
+        elif verifier.usage is not None:
+            verifier.usage.record(entry.id)
+    else:
+        verifier.refused(entry.id, verdict.value, ip)
     return verdict, entry, admission

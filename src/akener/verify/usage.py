@@ -5,7 +5,9 @@ background task flushes every ``flush_seconds`` and on shutdown, in one transact
 
 * ``key_usage(key_id, day, count)`` rows are incremented (UTC days);
 * ``api_keys.request_count`` is incremented;
-* ``api_keys.last_used_at`` is moved forward, at most once a minute per key from one process.
+* ``api_keys.last_used_at`` is moved forward, at most once a minute per key from one process;
+* ``key_refusals(key_id, day, reason, count)`` rows are incremented for refused requests of a
+  known key (``refuse``: one dict increment on the hot path, like an accepted request).
 
 Loss is bounded: a crash (not a clean shutdown) loses what was counted since the last flush, at
 most ``flush_seconds`` of counts, and ``last_used_at`` lags by at most a minute plus that. The
@@ -50,6 +52,11 @@ _ADD_DAY = text(
     "SELECT id, :day, :n FROM api_keys WHERE id = :key_id "
     "ON CONFLICT (key_id, day) DO UPDATE SET count = key_usage.count + excluded.count"
 ).bindparams(bindparam("day", type_=Date()))
+_ADD_REFUSED = text(
+    "INSERT INTO key_refusals (key_id, day, reason, count) "
+    "SELECT id, :day, :reason, :n FROM api_keys WHERE id = :key_id "
+    "ON CONFLICT (key_id, day, reason) DO UPDATE SET count = key_refusals.count + excluded.count"
+).bindparams(bindparam("day", type_=Date()))
 _ADD_TOTAL = text("UPDATE api_keys SET request_count = request_count + :n WHERE id = :key_id")
 _TOUCH = text(
     "UPDATE api_keys SET last_used_at = :at "
@@ -66,6 +73,10 @@ class UsageRecorder:
         # (key_id, day number) -> requests not yet written.
         self._counts: dict[tuple[str, int], int] = {}
         self._current: dict[str, int] = {}  # the running day's counts, the hot dict
+        # (key_id, reason, day number) -> refused requests not yet written; and the running
+        # day's, keyed (key_id, reason).
+        self._refused: dict[tuple[str, str, int], int] = {}
+        self._refused_current: dict[tuple[str, str], int] = {}
         self._seen_at: dict[str, float] = {}  # key_id -> last accepted request (POSIX seconds)
         self._written_at: dict[str, float] = {}  # key_id -> last_used_at value last written
         self._lock = asyncio.Lock()
@@ -73,6 +84,7 @@ class UsageRecorder:
         # failed flushes, and requests given up on at shutdown (the only loss a clean stop has).
         self.flushed_at = time.time()
         self.failures = 0
+        self.written = 0  # flushes that wrote counts: copies of answers showing them are stale
         self.lost = 0
 
     def record(self, key_id: str) -> None:
@@ -84,6 +96,15 @@ class UsageRecorder:
         current[key_id] = current.get(key_id, 0) + 1
         self._seen_at[key_id] = now
 
+    def refuse(self, key_id: str, reason: str) -> None:
+        """Note one refused request by ``key_id`` and why (hot path: one dict write)."""
+        now = time.time()
+        if now // _DAY != self._day:
+            self._roll_day(int(now) // _DAY)
+        slot = (key_id, reason)
+        current = self._refused_current
+        current[slot] = current.get(slot, 0) + 1
+
     def _roll_day(self, day: int) -> None:
         self._move_current()
         self._day = day
@@ -93,11 +114,20 @@ class UsageRecorder:
             slot = (key_id, self._day)
             self._counts[slot] = self._counts.get(slot, 0) + n
         self._current = {}
+        for (key_id, reason), n in self._refused_current.items():
+            refused = (key_id, reason, self._day)
+            self._refused[refused] = self._refused.get(refused, 0) + n
+        self._refused_current = {}
 
     @property
     def pending(self) -> int:
-        """Requests counted but not yet written."""
-        return sum(self._counts.values()) + sum(self._current.values())
+        """Requests (accepted or refused) counted but not yet written."""
+        return (
+            sum(self._counts.values())
+            + sum(self._current.values())
+            + sum(self._refused.values())
+            + sum(self._refused_current.values())
+        )
 
     async def flush(self, *, attempts: int = WRITE_ATTEMPTS) -> bool:
         """Write what was counted; True when nothing is left pending. On any failure the
@@ -105,27 +135,31 @@ class UsageRecorder:
         async with self._lock:
             self._move_current()
             counts, self._counts = self._counts, {}
+            refused, self._refused = self._refused, {}
             touches = {
                 key_id: at
                 for key_id, at in self._seen_at.items()
                 if at - self._written_at.get(key_id, 0.0) >= LAST_USED_EVERY
             }
-            if not counts and not touches:
+            if not counts and not touches and not refused:
                 self.flushed_at = time.time()
                 return True
             try:
-                await self._write(counts, touches, attempts)
+                await self._write(counts, touches, refused, attempts)
             except Exception as exc:  # whatever failed, the counts are not lost
                 log.warning(
                     "could not write key usage (%s); %d requests kept for the next flush",
                     _reason(exc),
-                    sum(counts.values()),
+                    sum(counts.values()) + sum(refused.values()),
                 )
                 for slot, n in counts.items():
                     self._counts[slot] = self._counts.get(slot, 0) + n
+                for refusal, n in refused.items():
+                    self._refused[refusal] = self._refused.get(refusal, 0) + n
                 self.failures += 1
                 return False
             self.flushed_at = time.time()
+            self.written += 1
             self._written_at.update(touches)
             for key_id, at in touches.items():
                 if self._seen_at.get(key_id) == at:
@@ -137,7 +171,11 @@ class UsageRecorder:
             return True
 
     async def _write(
-        self, counts: dict[tuple[str, int], int], touches: dict[str, float], attempts: int
+        self,
+        counts: dict[tuple[str, int], int],
+        touches: dict[str, float],
+        refused: dict[tuple[str, str, int], int],
+        attempts: int,
     ) -> None:
         # One order for every process (key id, then day): two workers flushing at once wait
         # for each other instead of deadlocking.
@@ -147,16 +185,23 @@ class UsageRecorder:
             totals[key_id] = totals.get(key_id, 0) + n
         total_rows = [{"key_id": k, "n": totals[k]} for k in sorted(totals)]
         touch_rows = [{"key_id": k, "at": _datetime(touches[k])} for k in sorted(touches)]
+        refused_rows = [
+            {"key_id": k, "day": _date(d), "reason": r, "n": n}
+            for (k, r, d), n in sorted(refused.items())
+        ]
+        locked = sorted(totals.keys() | touches.keys() | {k for k, _, _ in refused})
         for attempt in range(1, attempts + 1):
             try:
                 async with self._sessionmaker() as session:
                     await begin_write(session)
-                    await _lock_in_order(session, sorted(totals.keys() | touches.keys()))
+                    await _lock_in_order(session, locked)
                     if total_rows:
                         await session.execute(_ADD_TOTAL, total_rows)
                         await session.execute(_ADD_DAY, days)
                     if touch_rows:
                         await session.execute(_TOUCH, touch_rows)
+                    if refused_rows:
+                        await session.execute(_ADD_REFUSED, refused_rows)
                     await session.commit()
                 return
             except DBAPIError as exc:

@@ -15,18 +15,63 @@ HEIGHT = 150
 TOP = 8  # room above the tallest bar
 AXIS = 20  # room under the bars for the first and last date
 GAP = 2
+# Why a request was refused, in the order the stacked bars and tables show them, with the words
+# a person reads (akener.verify.service.Verdict holds the codes).
+REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
+    ("RATE_LIMITED", "rate limited"),
+    ("USAGE_EXCEEDED", "out of credits"),
+    ("IP_NOT_ALLOWED", "address not allowed"),
+    ("INSUFFICIENT_SCOPE", "missing scope"),
+    ("INACTIVE", "inactive"),
+    ("EXPIRED", "expired"),
+)
+REASON_WORDS = dict(REFUSAL_REASONS)
+Refused = dict[str, int]  # reason code -> refused requests on one day
 
 
 def _requests(count: int) -> str:
     return f"{count:,} request{'' if count == 1 else 's'}"
 
 
-def usage_summary(counts: list[tuple[date, int]]) -> str:
+def refused_words(refused: Refused) -> str:
+    """``3 refused (2 rate limited, 1 inactive)``, or an empty string when none were."""
+    total = sum(refused.values())
+    if not total:
+        return ""
+    parts = [f"{refused[code]:,} {word}" for code, word in REFUSAL_REASONS if refused.get(code)]
+    parts += [
+        f"{n:,} {code.lower()}"
+        for code, n in sorted(refused.items())
+        if code not in REASON_WORDS and n
+    ]
+    return f"{total:,} refused ({', '.join(parts)})"
+
+
+def sum_refused(refused: list[Refused]) -> Refused:
+    """The reasons of several days added up."""
+    total: Refused = {}
+    for day in refused:
+        for code, n in day.items():
+            total[code] = total.get(code, 0) + n
+    return total
+
+
+def reasons_in(refused: list[Refused]) -> list[tuple[str, str]]:
+    """The (code, words) of the refusal reasons that occur in ``refused``, in the chart's order:
+    the legend and the table's columns."""
+    seen = sum_refused(refused)
+    return [(code, word) for code, word in REFUSAL_REASONS if seen.get(code)]
+
+
+def usage_summary(counts: list[tuple[date, int]], refused: list[Refused] | None = None) -> str:
     """One sentence saying what the chart shows (for everyone, and for screen readers first)."""
     if not counts:
         return "No days to show."
     total = sum(n for _, n in counts)
     span = f"{len(counts)} day{'' if len(counts) == 1 else 's'}"
+    turned_away = refused_words(sum_refused(refused or []))
+    if turned_away:
+        return f"{_requests(total)} accepted and {turned_away} in the last {span}."
     if total == 0:
         return f"No requests in the last {span}."
     busiest_day, busiest = max(counts, key=lambda item: (item[1], item[0]))
@@ -38,11 +83,19 @@ def usage_summary(counts: list[tuple[date, int]]) -> str:
     )
 
 
-def render_usage_svg(counts: list[tuple[date, int]], label: str = "Requests per day") -> Markup:
+def render_usage_svg(
+    counts: list[tuple[date, int]],
+    label: str = "Requests per day",
+    refused: list[Refused] | None = None,
+) -> Markup:
     """A bar per day, oldest on the left; each bar names its day and count in a ``<title>``.
 
-    Days without requests get a thin stub so every day stays visible and hoverable.
+    Days without requests get a thin stub so every day stays visible and hoverable. With
+    ``refused`` (one dict per day) holding any refusal, each day is a stack instead: accepted
+    requests at the bottom, then one segment per refusal reason (render_stacked_svg).
     """
+    if refused is not None and any(sum(day.values()) for day in refused):
+        return render_stacked_svg(counts, refused, label)
     plot = HEIGHT - TOP - AXIS
     peak = max((n for _, n in counts), default=0)
     slot = WIDTH / max(len(counts), 1)
@@ -63,6 +116,63 @@ def render_usage_svg(counts: list[tuple[date, int]], label: str = "Requests per 
             f'<rect class="{css}" role="img" aria-label="{label}" x="{x}" y="{y}" '
             f'width="{round(bar_width, 2)}" height="{height}"><title>{label}</title></rect>'
         )
+    if counts:
+        baseline = HEIGHT - 5
+        first, last = escape(counts[0][0].isoformat()), escape(counts[-1][0].isoformat())
+        parts.append(f'<text class="tick" x="0" y="{baseline}">{first}</text>')
+        parts.append(
+            f'<text class="tick" x="{WIDTH}" y="{baseline}" text-anchor="end">{last}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - built from numbers and escaped text only
+
+
+def render_stacked_svg(
+    counts: list[tuple[date, int]], refused: list[Refused], label: str = "Requests per day"
+) -> Markup:
+    """Accepted and refused requests per day as stacked bars, oldest on the left.
+
+    Each day is a group (``role="img"``) named by one sentence, "day: N accepted, M refused
+    (by reason)", also its ``<title>``; its segments carry classes ``accepted`` and
+    ``refused-<reason>`` that akener.css colours, and the page shows the legend.
+    """
+    plot = HEIGHT - TOP - AXIS
+    totals = [n + sum(r.values()) for (_, n), r in zip(counts, refused, strict=True)]
+    peak = max(totals, default=0)
+    slot = WIDTH / max(len(counts), 1)
+    bar_width = round(max(slot - GAP, 1.0), 2)
+    parts = [
+        f'<svg class="usage-chart stacked-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'role="group" aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
+        f'<line class="axis" x1="0" y1="{TOP + plot}" x2="{WIDTH}" y2="{TOP + plot}"/>',
+    ]
+    for index, ((day, accepted), day_refused) in enumerate(zip(counts, refused, strict=True)):
+        x = round(index * slot + GAP / 2, 2)
+        words = f"{day.isoformat()}: {accepted:,} accepted"
+        turned_away = refused_words(day_refused)
+        text = escape(f"{words}, {turned_away}" if turned_away else words)
+        parts.append(f'<g class="day" role="img" aria-label="{text}"><title>{text}</title>')
+        if not totals[index]:
+            parts.append(
+                f'<rect class="bar bar-zero" x="{x}" y="{TOP + plot - 1}" '
+                f'width="{bar_width}" height="1"/>'
+            )
+        base = float(TOP + plot)
+        segments = [("accepted", accepted)]
+        segments += [
+            (f"refused-{code.lower().replace('_', '-')}", day_refused.get(code, 0))
+            for code, _ in REFUSAL_REASONS
+        ]
+        for css, n in segments:
+            if not n:
+                continue
+            height = max(round(plot * n / peak, 2), 1.0)
+            base -= height
+            parts.append(
+                f'<rect class="bar {css}" x="{x}" y="{round(base, 2)}" '
+                f'width="{bar_width}" height="{height}"/>'
+            )
+        parts.append("</g>")
     if counts:
         baseline = HEIGHT - 5
         first, last = escape(counts[0][0].isoformat()), escape(counts[-1][0].isoformat())

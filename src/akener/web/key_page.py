@@ -21,9 +21,9 @@ from akener.audit.schemas import AuditFilters
 from akener.errors import Conflict, InvalidInput
 from akener.keys import grants, service
 from akener.keys.models import ApiKey
-from akener.keys.usage import usage_by_day
+from akener.keys.usage import refused_by_day, usage_by_day
 from akener.leaks import service as leaks
-from akener.web.charts import render_usage_svg, usage_summary
+from akener.web.charts import reasons_in, render_usage_svg, usage_summary
 from akener.web.csrf import check_csrf
 from akener.web.deps import CurrentUser, DbSession, flash, see_other
 from akener.web.forms import form_of, text
@@ -63,6 +63,7 @@ async def _render(
     now = get_runtime(request).clock()
     key = await service.get_key(session, actor, key_id)
     usage = await usage_by_day(session, actor, key.id, days=USAGE_DAYS, today=now.date())
+    refusals = await refused_by_day(session, actor, key.id, days=USAGE_DAYS, today=now.date())
     history: list[AuditEvent] = []
     more: str | None = None
     if actor.has(AUDIT_READ):
@@ -75,8 +76,10 @@ async def _render(
         "key": key,
         "usage": usage,
         "usage_total": sum(n for _, n in usage),
-        "usage_svg": render_usage_svg(usage),
-        "usage_summary": usage_summary(usage),
+        "usage_svg": render_usage_svg(usage, refused=refusals),
+        "usage_summary": usage_summary(usage, refusals),
+        "usage_rows": list(zip(usage, refusals, strict=True)),
+        "usage_reasons": reasons_in(refusals),
         "history": history,
         "more_history": more is not None,
         "names": names,

@@ -22,7 +22,13 @@ from akener.accounts.permissions import (
 from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.errors import NotFound
 from akener.keys import overview, service
-from akener.web.charts import render_ranking_svg, render_usage_svg, usage_summary
+from akener.web.charts import (
+    REFUSAL_REASONS,
+    reasons_in,
+    render_ranking_svg,
+    render_usage_svg,
+    usage_summary,
+)
 from akener.web.deps import CurrentUser, DbSession, see_other
 from akener.web.lifecycle import EXPIRING_WINDOW
 from akener.web.templating import render
@@ -58,9 +64,12 @@ async def _figures(
         session, actor, days=UNUSED_DAYS, now=now, limit=rows
     )
     traffic_90 = await overview.traffic_by_day(session, actor, days=90, today=today)
+    refused_90 = await overview.refused_by_day(session, actor, days=90, today=today)
     return {
         "traffic_30": traffic_90[-30:],  # the same days: one query for both charts
         "traffic_90": traffic_90,
+        "refused_30": refused_90[-30:],
+        "refused_90": refused_90,
         "busiest": await overview.busiest_keys(
             session, actor, days=BUSIEST_DAYS, today=today, limit=10 if rows <= SHOWN else 100
         ),
@@ -82,16 +91,18 @@ async def overview_page(request: Request, me: CurrentUser, session: DbSession) -
     if not actor.has(API_KEYS_READ):
         return see_other(landing(actor))
     found = await _figures(session, actor, get_runtime(request).clock(), rows=SHOWN)
-    charts = {
-        f"{name}_svg": render_usage_svg(found[name], f"Requests per day, last {days} days")
-        for name, days in (("traffic_30", 30), ("traffic_90", 90))
-    }
+    charts: dict[str, Any] = {}
+    for days in (30, 90):
+        counts, refused = found[f"traffic_{days}"], found[f"refused_{days}"]
+        label = f"Requests per day, last {days} days, accepted and refused"
+        charts[f"traffic_{days}_svg"] = render_usage_svg(counts, label, refused=refused)
+        charts[f"traffic_{days}_summary"] = usage_summary(counts, refused)
+        charts[f"traffic_{days}_rows"] = list(zip(counts, refused, strict=True))
+        charts[f"traffic_{days}_reasons"] = reasons_in(refused)
     busiest = [(t.key.name, t.requests) for t in found["busiest"]]
     context = {
         **found,
         **charts,
-        "traffic_30_summary": usage_summary(found["traffic_30"]),
-        "traffic_90_summary": usage_summary(found["traffic_90"]),
         "busiest_svg": render_ranking_svg(busiest, f"Busiest keys, last {BUSIEST_DAYS} days"),
         "unused_days": UNUSED_DAYS,
         "busiest_days": BUSIEST_DAYS,
@@ -134,7 +145,15 @@ async def overview_csv(
     found = await _figures(session, actor, get_runtime(request).clock(), rows=CSV_ROWS)
     if figure.startswith("traffic-"):
         days = figure.removeprefix("traffic-")
-        return _csv(["day", "requests"], found[f"traffic_{days}"], f"requests-{days}-days")
+        header = ["day", "requests", "refused"]
+        header += [f"refused_{code.lower()}" for code, _ in REFUSAL_REASONS]
+        per_day = [
+            [day, n, sum(refused.values()), *(refused.get(code, 0) for code, _ in REFUSAL_REASONS)]
+            for (day, n), refused in zip(
+                found[f"traffic_{days}"], found[f"refused_{days}"], strict=True
+            )
+        ]
+        return _csv(header, per_day, f"requests-{days}-days")
     if figure == "busiest":
         ranked = [(t.key.id, t.key.name, t.requests) for t in found["busiest"]]
         return _csv(["key_id", "name", f"requests_{BUSIEST_DAYS}_days"], ranked, "busiest-keys")
