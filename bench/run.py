@@ -35,14 +35,30 @@ VENV_BIN = Path(sys.executable).parent
 SECRET = "bench-secret-" + "b" * 40
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of request: ``which`` key it sends (valid, unknown or none) and, for a POST to
+    the verify API, the key it asks about."""
+
+    name: str
+    path: str
+    which: str | None
+    verify: bool = False  # POST {"key": <the valid key>} as JSON
+
+
 SCENARIOS = [
-    ("floor", "/", None),
-    ("authz valid", "/authz", "valid"),
-    ("authz unknown", "/authz", "unknown"),
-    ("authz no header", "/authz", None),
-    ("whoami valid", "/api/v1/whoami", "valid"),
-    ("whoami unknown", "/api/v1/whoami", "unknown"),
-    ("whoami no header", "/api/v1/whoami", None),
+    Scenario("floor", "/", None),
+    Scenario("authz valid", "/authz", "valid"),
+    Scenario("authz unknown", "/authz", "unknown"),
+    Scenario("authz no header", "/authz", None),
+    Scenario("verify valid", "/api/v1/keys/verify", "valid", verify=True),
+    Scenario("verify, caller unknown", "/api/v1/keys/verify", "unknown", verify=True),
+    Scenario("whoami valid", "/api/v1/whoami", "valid"),
+    Scenario("whoami unknown", "/api/v1/whoami", "unknown"),
+    Scenario("whoami no header", "/api/v1/whoami", None),
+    Scenario("key by id", "/api/v1/keys/{id}", "valid"),
+    Scenario("key list", "/api/v1/keys", "valid"),
 ]
 
 
@@ -159,8 +175,8 @@ async def seed_postgres(url: str, count: int) -> None:
         await conn.close()
 
 
-async def prepare(database_url: str, count: int) -> str:
-    """Migrate, seed ``count - 1`` fillers and one real key; returns that key's plaintext."""
+async def prepare(database_url: str, count: int) -> tuple[str, str]:
+    """Migrate, seed ``count - 1`` fillers and one real key; returns its plaintext and id."""
     sys.path.insert(0, str(ROOT / "src"))
     from sqlalchemy.engine import make_url
 
@@ -183,17 +199,17 @@ async def prepare(database_url: str, count: int) -> str:
     runtime = await Runtime.start(settings)
     try:
         async with runtime.sessionmaker() as session:
-            _, plaintext = await service.create_key(
+            row, plaintext = await service.create_key(
                 session,
                 CLI_PRINCIPAL,
                 name="bench valid key",
-                scopes=["api_keys.read"],
+                scopes=["api_keys.read", "api_keys.verify"],
                 peppers=runtime.peppers,
             )
             await session.commit()
     finally:
         await runtime.close()
-    return plaintext
+    return plaintext, row.id
 
 
 async def time_verifier(database_url: str, valid: str) -> dict[str, float]:
@@ -277,9 +293,10 @@ UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(
-    url: str, header: str | None, seconds: float, connections: int
+    url: str, header: str | None, seconds: float, connections: int, script: Path | None = None
 ) -> tuple[float, float, float]:
-    """Requests/s, p50 ms and p99 ms of one wrk run pinned to CPU 1."""
+    """Requests/s, p50 ms and p99 ms of one wrk run pinned to CPU 1 (``script``: a wrk Lua
+    script setting the method and body)."""
     command = [
         "taskset",
         "-c",
@@ -292,6 +309,8 @@ def wrk(
     ]
     if header:
         command += ["-H", header]
+    if script is not None:
+        command += ["-s", str(script)]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     match = WRK_RPS.search(out)
     if match is None:
@@ -301,7 +320,7 @@ def wrk(
 
 
 def measure(
-    database_url: str, valid: str, server: str, args: argparse.Namespace
+    database_url: str, valid: str, key_id: str, server: str, args: argparse.Namespace
 ) -> dict[str, Result]:
     """Run every scenario against a seeded database, alternating, ``rounds`` times."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKENER_")}
@@ -323,29 +342,40 @@ def measure(
         f"http://127.0.0.1:{akener_port}/authz",
     )
     credentials = {"valid": valid, "unknown": "akener_" + secrets.token_hex(32)}
-    results = {name: Result() for name, _, _ in SCENARIOS}
+    script = Path(tempfile.mkdtemp(prefix="akener-wrk-")) / "verify.lua"
+    body = json.dumps({"key": valid})
+    script.write_text(
+        f"wrk.method = \"POST\"\nwrk.body = '{body}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    results = {scenario.name: Result() for scenario in SCENARIOS}
+
+    def run(scenario: Scenario, port: int, seconds: float) -> tuple[float, float, float]:
+        path = "/" if port == floor_port else scenario.path.replace("{id}", key_id)
+        which = scenario.which
+        header = f"Authorization: Bearer {credentials[which]}" if which else None
+        lua = script if scenario.verify else None
+        return wrk(f"http://127.0.0.1:{port}{path}", header, seconds, args.connections, lua)
+
     try:
-        for name, path, which in SCENARIOS:  # warm up: caches, connection pools, JIT-less paths
-            port = floor_port if name == "floor" else akener_port
-            header = f"Authorization: Bearer {credentials[which]}" if which else None
-            wrk(f"http://127.0.0.1:{port}{path}", header, 1, args.connections)
-        floor_url = f"http://127.0.0.1:{floor_port}/"
+        for scenario in SCENARIOS[1:]:  # a benchmark of refusals would be worthless
+            if scenario.which == "valid":
+                check(akener_port, scenario.path.replace("{id}", key_id), valid, scenario.verify)
+        for scenario in SCENARIOS:  # warm up: caches, connection pools, JIT-less paths
+            run(scenario, floor_port if scenario.name == "floor" else akener_port, 1)
         for _ in range(args.rounds):
-            for name, path, which in SCENARIOS[1:]:
+            for scenario in SCENARIOS[1:]:
                 # Each scenario right after a floor run: its ratio compares two measurements a
                 # few seconds apart, so load from elsewhere on the machine mostly cancels out.
-                # The floor gets the very same request (it ignores the header), so the ratio
-                # shows akener's own work, not the server's cost of parsing one more header.
-                header = f"Authorization: Bearer {credentials[which]}" if which else None
-                floor_rps, p50, p99 = wrk(floor_url, header, args.duration, args.connections)
+                # The floor gets the very same request (header, method and body; it ignores
+                # them), so the ratio shows akener's own work, not the server's cost of parsing.
+                floor_rps, p50, p99 = run(scenario, floor_port, args.duration)
                 results["floor"].rps.append(floor_rps)
                 results["floor"].p50.append(p50)
                 results["floor"].p99.append(p99)
                 results["floor"].ratio.append(1.0)
-                rps, p50, p99 = wrk(
-                    f"http://127.0.0.1:{akener_port}{path}", header, args.duration, args.connections
-                )
-                result = results[name]
+                rps, p50, p99 = run(scenario, akener_port, args.duration)
+                result = results[scenario.name]
                 result.rps.append(rps)
                 result.p50.append(p50)
                 result.p99.append(p99)
@@ -355,6 +385,20 @@ def measure(
             process.terminate()
             process.wait(timeout=30)
     return results
+
+
+def check(port: int, path: str, key: str, verify: bool) -> None:
+    """Fail unless akener answers ``path`` with a 200 for ``key``."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps({"key": key}).encode() if verify else None,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        if answer.status != 200 or (verify and not json.load(answer)["valid"]):
+            raise RuntimeError(f"{path} does not accept the valid key")
 
 
 # --- databases -----------------------------------------------------------------------------------
@@ -389,6 +433,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--servers", default="both", help="uvicorn, granian or both")
+    parser.add_argument(
+        "--only", default="", help="comma separated scenario name prefixes (default: all)"
+    )
     parser.add_argument("--pg-url", default=os.environ.get("AKENER_BENCH_PG_URL", PG_DEFAULT))
     args = parser.parse_args()
     if args.quick:
@@ -400,6 +447,9 @@ def main() -> None:
     for tool in ("taskset", "wrk"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing (scripts/system-deps installs it)")
+    if args.only:
+        prefixes = tuple(p.strip() for p in args.only.split(","))
+        SCENARIOS[1:] = [s for s in SCENARIOS[1:] if s.name.startswith(prefixes)]
     servers = ["uvicorn", "granian"] if args.servers == "both" else [args.servers]
     counts = [int(c) for c in args.keys.split(",")]
     rows: list[str] = []
@@ -419,7 +469,7 @@ def main() -> None:
                     url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
                 try:
                     print(f"==> {database}: seeding {count:,} keys", file=sys.stderr, flush=True)
-                    valid = asyncio.run(prepare(url, count))
+                    valid, key_id = asyncio.run(prepare(url, count))
                     micro = asyncio.run(time_verifier(url, valid))
                     micro_rows += [
                         f"| {database}, {count:,} keys | {k} | {v:.2f} |" for k, v in micro.items()
@@ -427,7 +477,7 @@ def main() -> None:
                     for server in servers:
                         label = f"{database}, {count:,} keys, {server}"
                         print(f"==> {label}", file=sys.stderr, flush=True)
-                        results = measure(url, valid, server, args)
+                        results = measure(url, valid, key_id, server, args)
                         for scenario, result in results.items():
                             rps, p50, p99, ratio = result.median()
                             row = (

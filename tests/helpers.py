@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -94,3 +95,15 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers.difference_update((writer, up_writer))
+
+
+def redis_test_url(database: int) -> str:
+    """The shared Redis (127.0.0.1:6379) with a database of the test suite's own.
+
+    Each file that uses Redis owns a database number (11, 12); under pytest-xdist every worker
+    moves two numbers up (gw1: 13, 14), so two workers never flush each other's keys."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    offset = 2 * int(worker) if worker.isdigit() else 0
+    if database + offset > 15:
+        raise RuntimeError("Redis has 16 databases: run the suite with at most two workers")
+    return f"redis://127.0.0.1:6379/{database + offset}"

@@ -35,8 +35,9 @@ def available() -> str | None:
 class PgCluster:
     """``initdb`` + ``pg_ctl start`` in a fresh directory; ``url`` reaches it (trust auth)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_connections: int = 60) -> None:
         self.port = free_port()
+        self.max_connections = max_connections
         # Not under pytest's tmp_path: the postgres user must be able to reach the directory.
         self.root = Path(tempfile.mkdtemp(prefix="akener-pg-"))
         self.data = self.root / "data"
@@ -58,7 +59,7 @@ class PgCluster:
             )  # fmt: skip
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
-            " -c max_connections=60 -c shared_buffers=16MB"
+            f" -c max_connections={self.max_connections} -c shared_buffers=16MB"
         )
         self._as_owner(
             str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",

@@ -7,11 +7,12 @@ import asyncio
 import json
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,9 +36,21 @@ FORGED = {
     "X-Akener-Key-Id": "f" * 32,
     "X-Akener-Key-Name": "forged",
     "X-Akener-Scopes": "admin orders.read everything",
+    "X-Akener-Owner-Id": "forged",
+    "X-Akener-Credits-Remaining": "1000000",
     "X-Akener-Required-Scope": "forged",
     "X-Akener-Error": "forged",
 }
+
+
+# The headers akener sets for the API on 200 (docs/forward-auth.md, docs/limits.md).
+IDENTITY = (
+    "x-akener-key-id",
+    "x-akener-key-name",
+    "x-akener-scopes",
+    "x-akener-owner-id",
+    "x-akener-credits-remaining",
+)
 
 
 def doc_block(language: str, containing: str = "") -> str:
@@ -180,6 +193,54 @@ def akener(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     yield from start_akener(sqlite_template, tmp_path_factory.mktemp("akener"))
 
 
+class CountingRelay:
+    """A TCP relay in front of akener that counts the connections a proxy opens through it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> CountingRelay:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._listener.close()
+        with self._lock:
+            for end in self._sockets:
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+
 def wait_until_up(
     process: subprocess.Popen[bytes], url: str, log: Path, *, ready: Callable[[int], bool]
 ) -> None:
@@ -212,8 +273,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 # The tests every proxy module runs: it imports them (pytest collects them there) and provides
 # the module-scoped fixtures ``akener``, ``upstream``, ``proxy_url`` (the documented
 # configuration, running), ``routes`` (a path on each documented route with the scope it
-# requires) and ``proxy_without_akener`` (a function starting the same configuration with akener
-# unreachable; a context manager giving its URL).
+# requires), ``proxy_without_akener`` (a function starting the same configuration with akener
+# unreachable; a context manager giving its URL) and ``proxy_to`` (the same, given akener's port).
 
 
 @dataclass(frozen=True)
@@ -259,11 +320,34 @@ def test_a_valid_key_reaches_the_api_with_akeners_identity_never_the_clients(
             answer = _send(http, route, "/valid", FORGED | bearer(akener.keys.admin))
             assert answer.status_code == 200, answer.text
             seen = upstream.headers_for(route.path + "/valid")
-            assert {name: value for name, value in seen.items() if "akener" in name} == {
+            identity = {name: value for name, value in seen.items() if "akener" in name}
+            # The key has no owner and no credits: those two arrive empty, or not at all
+            # (nginx drops a header set to an empty value); never with the client's values.
+            assert set(identity) <= set(IDENTITY), route
+            assert {name: value for name, value in identity.items() if value != [""]} == {
                 "x-akener-key-id": [akener.keys.admin_id],
                 "x-akener-key-name": ["ops"],
                 "x-akener-scopes": [" ".join(ALL_SCOPES)],
             }, route
+
+
+def test_the_owner_and_the_credits_left_reach_the_api(
+    proxy_url: str, upstream: Upstream, akener: Akener, routes: list[Route]
+) -> None:
+    route = next(route for route in routes if route.scope is None)
+    made = akener_cli(
+        akener.env, akener.workdir, "keys", "create", "--name", f"paid {proxy_url}",
+        "--owner-id", "customer_42", "--credits", "10",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    with httpx.Client(base_url=proxy_url, timeout=5) as http:
+        for n in range(2):
+            answer = _send(http, route, f"/paid{n}", FORGED | bearer(made.stdout.strip()))
+            assert answer.status_code == 200, answer.text
+    for n, left in enumerate(("9", "8")):
+        seen = upstream.headers_for(f"{route.path}/paid{n}")
+        assert seen["x-akener-owner-id"] == ["customer_42"]
+        assert seen["x-akener-credits-remaining"] == [left]
 
 
 def test_a_key_without_scopes_cannot_claim_any(
@@ -349,6 +433,23 @@ def test_a_rate_limited_key_gets_a_429_with_retry_after(
     assert refused.headers["ratelimit-policy"] == '"day";q=1;w=86400'
     assert refused.headers["ratelimit"].startswith('"day";r=0;t=')
     assert not upstream.reached(route.path + "/limited-again")
+
+
+def test_connections_to_akener_are_kept_alive(
+    proxy_to: Callable[[int], AbstractContextManager[str]], akener: Akener, routes: list[Route]
+) -> None:
+    with (
+        CountingRelay(akener.server.port) as relay,
+        proxy_to(relay.port) as url,
+        httpx.Client(base_url=url, timeout=5) as http,
+    ):
+        for route in routes:
+            for n in range(15):
+                answer = _send(http, route, f"/alive{n}", bearer(akener.keys.admin))
+                assert answer.status_code == 200, answer.text
+    # One connection would do for requests one after the other; the proxy may open a second
+    # (its start-up probe, a race), never one per check.
+    assert 1 <= relay.accepted <= 2, relay.accepted
 
 
 def test_akener_unreachable_means_refused(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,9 @@ from akener.keys.events import install_listeners
 from akener.keys.expiry import announce_expiries
 from akener.keys.peppers import Peppers
 from akener.leaks.github import GitHubKeys
+from akener.metrics.recorder import ProcessRecorders
+from akener.metrics.service import MetricsService
+from akener.metrics.snapshot import ProcessSources
 from akener.retention import service as retention
 from akener.retention.service import RetentionPolicy
 from akener.settings import Settings, secret_problem
@@ -62,6 +66,7 @@ class Runtime:
     watch: SqliteChangeWatch | None = None
     guard: SqliteFileGuard | None = None
     counter: HostChangeCounter | None = None
+    metrics: MetricsService | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
@@ -122,7 +127,7 @@ class Runtime:
             counter = await open_host_counter(engine, settings.change_counter_dir, cache)
             fresh = counter.check if counter is not None else None
             listener = PgChangeListener(
-                asyncpg_dsn(settings.database_url),
+                asyncpg_dsn(settings.listen_url),
                 cache,
                 check_seconds=settings.listener_check_seconds,
                 connect_timeout=settings.db_connect_timeout_seconds,
@@ -177,6 +182,8 @@ class Runtime:
         )
         if listener is not None:
             await listener.start()
+        if settings.metrics_enabled:
+            runtime.metrics = start_metrics(runtime)
         runtime.tasks.append(
             asyncio.create_task(usage.run(settings.usage_flush_seconds), name="akener-usage")
         )
@@ -222,7 +229,24 @@ class Runtime:
             self.watch.close()
         if self.counter is not None:
             self.counter.close()
+        if self.metrics is not None:
+            self.metrics.publish()  # the last numbers, usage losses included, for the others
         await self.engine.dispose()
+
+
+def start_metrics(runtime: Runtime) -> MetricsService:
+    """This process's recorders and the task that publishes them (docs/metrics.md)."""
+    sources = ProcessSources(
+        ProcessRecorders(),
+        runtime.verifier.cache,
+        runtime.usage,
+        runtime.engine,
+        runtime.listener,
+    )
+    directory = runtime.settings.metrics_dir
+    metrics = MetricsService(sources, Path(directory) if directory else None)
+    runtime.tasks.append(asyncio.create_task(metrics.run(), name="akener-metrics"))
+    return metrics
 
 
 SECRETS_WHERE = "the .env (or environment) of every akener process"

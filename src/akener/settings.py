@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL: where the change listener connects (LISTEN needs a session of its own, so not
+    # through a transaction-pooling PgBouncer); None: the main URL (docs/scaling.md).
+    listen_database_url: str | None = None
     secret_key: SecretStr | None = None
     secret_key_version: int = Field(default=1, ge=1)
     # Earlier secrets, "version:secret" comma separated, so keys digested with them still verify.
@@ -84,6 +87,11 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     db_query_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL: pooled connections per process, never exceeded (the listener is one more).
+    db_pool_size: int = Field(default=2, ge=1, le=100)
+    # PostgreSQL: keep prepared statements on each connection. False behind a PgBouncer in
+    # transaction mode that does not track them (before 1.21, or max_prepared_statements = 0).
+    db_statement_cache: bool = True
     # PostgreSQL: how long ``akener serve`` waits for the database to answer at start-up.
     db_startup_wait_seconds: float = Field(default=30.0, ge=0, le=3600)
     # Retention (docs/configuration.md): a duration such as 365d; 0 or "none" keeps forever.
@@ -129,6 +137,13 @@ class Settings(BaseSettings):
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None
 
+    # Metrics and health (docs/metrics.md). Off: /metrics answers 404 and nothing is recorded.
+    metrics_enabled: bool = True
+    # Socket addresses (or networks) that may read /metrics without a key; never forwarded ones.
+    metrics_allowed_ips: str = ""
+    # Where a server's processes leave their numbers for each other (set by `akener serve`).
+    metrics_dir: str | None = None
+
     # Webhooks (docs/events.md).
     webhooks_allow_private: bool = False  # loopback/private receivers (tests, closed networks)
     webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
@@ -145,11 +160,22 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_driver(cls, value: str) -> str:
         """Accept plain postgresql:// and sqlite:// URLs and pick the async driver."""
-        if value.startswith(("postgres://", "postgresql://")):
-            return "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if value.startswith("sqlite://"):
-            return "sqlite+aiosqlite://" + value.split("://", 1)[1]
-        return value
+        return _async_driver(value)
+
+    @field_validator("listen_database_url")
+    @classmethod
+    def _check_listen_url(cls, value: str | None) -> str | None:
+        """A PostgreSQL URL, or unset (empty counts as unset)."""
+        if not value:
+            return None
+        if not value.startswith(("postgres://", "postgresql://", "postgresql+asyncpg://")):
+            raise ValueError("AKENER_LISTEN_DATABASE_URL must be a postgresql:// URL")
+        return _async_driver(value)
+
+    @property
+    def listen_url(self) -> str:
+        """The URL the PostgreSQL change listener connects to."""
+        return self.listen_database_url or self.database_url
 
     @field_validator("public_url")
     @classmethod
@@ -171,7 +197,7 @@ class Settings(BaseSettings):
         """True when the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allowed_ips")
     @classmethod
     def _check_proxies(cls, value: str) -> str:
         """Refuse anything but addresses and networks."""
@@ -189,6 +215,15 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             found[self.secret_key_version] = self.secret_key.get_secret_value().encode()
         return found
+
+
+def _async_driver(value: str) -> str:
+    """The URL with the async driver: plain postgresql:// and sqlite:// are accepted."""
+    if value.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if value.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + value.split("://", 1)[1]
+    return value
 
 
 GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"

@@ -50,18 +50,25 @@ def server(
 
     Every test using it runs on SQLite, and on PostgreSQL when AKENER_TEST_DATABASE_URL is set.
     """
-    root = tmp_path_factory.mktemp("live")
-    if request.param == "sqlite":
+    yield from serve(request.param, tmp_path_factory.mktemp("live"), "akener_browser")
+
+
+def serve(
+    backend: str, root: Path, database: str, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    """A running server with an owner, on SQLite or on a PostgreSQL database of its own."""
+    if backend == "sqlite":
         live = _server(root)
+        live.env = env or {}
         yield from _run(live)
         return
     base = make_url(Settings(database_url=PG_URL, _env_file=None).database_url)  # type: ignore[call-arg]
-    name = f"akener_browser_{os.getpid()}"
+    name = f"{database}_{os.getpid()}"
     admin = base.set(database="postgres").render_as_string(hide_password=False)
     drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     run_async(lambda: _admin(admin, drop, f'CREATE DATABASE "{name}"'))
     url = base.set(database=name).render_as_string(hide_password=False)
-    yield from _run(LiveServer(root=root, database_url=url))
+    yield from _run(LiveServer(root=root, database_url=url, env=env or {}))
     run_async(lambda: _admin(admin, drop))
 
 

@@ -61,6 +61,7 @@ class LiveServer:
     database_url: str
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # more AKENER_ settings for the process
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +89,7 @@ class LiveServer:
             "AKENER_DATABASE_URL": self.database_url,
             "AKENER_SECRET_KEY": SECRET,
             "AKENER_LOG_LEVEL": "warning",
+            **self.env,
         }
         command = [
             sys.executable, "-m", "uvicorn", "akener.app:create_app", "--factory",
@@ -98,10 +100,14 @@ class LiveServer:
                 command, cwd=self.root, env=env, stdout=out, stderr=out, pass_fds=[sock.fileno()]
             )
         sock.close()
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except RuntimeError:
+            self.stop()  # a server that did not come up is not left running
+            raise
         return self
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
+    def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:

@@ -128,3 +128,30 @@ async def add_hostile(session: Any) -> dict[str, str]:
         update(ApiKey).where(ApiKey.id == rows["soon"]["id"]).values(request_count=9)
     )
     return {name: row["id"] for name, row in rows.items()}
+
+
+async def add_hostile_accounts(session: Any, secret: bytes) -> dict[str, str]:
+    """A user, a role and a webhook with the longest names they may have; returns their ids."""
+    from akener.accounts.models import Role, User
+    from akener.accounts.permissions import ALL_PERMISSIONS
+    from akener.events.models import WebhookEndpoint
+    from akener.events.sealing import SecretBox
+
+    role = Role(
+        name=long_name("-role")[:50], description=LONG_NAME, builtin=False,
+        permissions=[*ALL_PERMISSIONS, *MANY_SCOPES],
+    )  # fmt: skip
+    user = User(
+        email=("a" * 64) + "@" + "departments-of-accounting." * 6 + "example.com",
+        display_name=long_name("-user"), password_hash="!", roles=[role],
+    )  # fmt: skip
+    sealed, version = SecretBox.from_secrets({1: secret}, 1).seal("whsec_" + "A" * 32)
+    hook = WebhookEndpoint(
+        # Only an event nothing in these tests causes: the sender never tries this address.
+        url="https://receiver.example.com/" + "very-long-path-segment/" * 40 + "akener-events",
+        events=["key.leaked"], description=LONG_NAME * 3, sealed_secret=sealed,
+        secret_version=version, created_by="cli",
+    )  # fmt: skip
+    session.add_all([role, user, hook])
+    await session.flush()
+    return {"user": user.id, "role": role.id, "webhook": hook.id}

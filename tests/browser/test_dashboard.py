@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import update
 
+from akener.keys.models import ApiKey
 from tests.browser.conftest import sign_in, unique
 from tests.browser.live import PASSWORD, LiveServer
 
@@ -194,3 +197,44 @@ def test_without_javascript_create_toggle_and_delete_use_plain_forms(
     expect(page.get_by_role("status")).to_contain_text("was deleted")
     expect(key_row(page, name)).to_have_count(0)
     context.close()
+
+
+def test_owner_filter_from_the_owners_page_combines_and_survives_a_reload(
+    page: Page, server: LiveServer
+) -> None:
+    owner = unique("cust").replace(" ", "-")
+    names = [unique(f"{owner} key {n}") for n in range(3)]
+    ids = [server.add_key(name)[0].id for name in names]
+    server.add_key(unique(f"{owner} unowned"))  # matches the name, not the owner
+
+    async def assign(session: Any) -> None:
+        await session.execute(update(ApiKey).where(ApiKey.id.in_(ids)).values(owner_id=owner))
+        await session.execute(update(ApiKey).where(ApiKey.id == ids[2]).values(status="INACTIVE"))
+
+    server.db(assign)
+    sign_in(page, "owner@example.com")
+    page.goto("/manage/owners")
+    page.get_by_role("link", name=owner, exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/manage/api-keys\?owner_id={owner}$"))
+    filters = page.get_by_role("search", name="Find keys")
+    expect(filters.get_by_label("Owner ID")).to_have_value(owner)
+    expect(page.locator("#key-rows > tr")).to_have_count(3)
+    for name in names:
+        expect(key_row(page, name)).to_have_count(1)
+
+    filters.get_by_label("Status").select_option("Active")
+    filters.get_by_label("Name contains").fill("key")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(
+        re.compile(rf"owner_id={owner}.*status=ACTIVE|status=ACTIVE.*owner_id={owner}")
+    )
+    expect(page.locator("#key-rows > tr")).to_have_count(2)
+    expect(key_row(page, names[2])).to_have_count(0)
+    expect(page.get_by_text("2 keys match")).to_be_visible()
+    page.reload()  # the address alone carries the filter: shareable
+    expect(page.locator("#key-rows > tr")).to_have_count(2)
+
+    filters.get_by_label("Owner ID").fill("not valid!")
+    filters.get_by_role("button", name="Apply").click()
+    expect(page.get_by_role("alert")).to_contain_text("Owner_id must be 1 to 128")
+    expect(page.locator("#key-rows > tr")).to_have_count(0)

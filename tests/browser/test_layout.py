@@ -13,8 +13,8 @@ from sqlalchemy.engine import make_url
 
 from akener.settings import Settings
 from tests.browser.conftest import BACKENDS, _run, _server
-from tests.browser.live import PASSWORD, LiveServer, run_async
-from tests.browser.seed import add_bulk, add_hostile
+from tests.browser.live import PASSWORD, SECRET, LiveServer, run_async
+from tests.browser.seed import add_bulk, add_hostile, add_hostile_accounts
 from tests.conftest import PG_URL, _admin
 
 pytestmark = pytest.mark.browser
@@ -58,6 +58,7 @@ def crowded(
     for running in _run(live):
         running.db(lambda s: add_bulk(s, BULK))
         ids = running.db(add_hostile)
+        ids |= running.db(lambda s: add_hostile_accounts(s, SECRET.encode()))
         yield running, ids
     if drop is not None:
         run_async(lambda: _admin(admin, drop))
@@ -110,6 +111,55 @@ def test_no_page_scrolls_sideways_and_no_cell_spills(
             assert found["doc"] <= found["inner"], (path, width, found)
             assert found["body"] <= found["inner"], (path, width, found)
             assert found["spilled"] == [], (path, width, found)
+    finally:
+        page.close()
+
+
+# Boxes that scroll sideways inside the page (a table in an overflow-x: auto wrapper): the
+# document may fit while a table hides its columns behind a scrollbar of its own.
+SCROLLERS = """() => {
+  const found = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.matches("input, textarea, select, option") || el.offsetParent === null) continue;
+    if (el.closest(".visually-hidden, dialog:not([open]), details:not([open])")) continue;
+    const x = getComputedStyle(el).overflowX;
+    if ((x === "auto" || x === "scroll") && el.scrollWidth > el.clientWidth + 1) {
+      found.push(`${el.tagName}.${el.className}: ${el.scrollWidth} > ${el.clientWidth}`);
+    }
+  }
+  return found;
+}"""
+
+
+def _every_page(ids: dict[str, str]) -> list[str]:
+    return [
+        *_pages(ids),
+        "/manage/users",
+        f"/manage/users/{ids['user']}",
+        "/manage/roles",
+        f"/manage/roles/{ids['role']}",
+        "/manage/webhooks",
+        f"/manage/webhooks/{ids['webhook']}",
+        "/manage/owners",
+        f"/manage/api-keys/{ids['soon']}/delete",
+    ]
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_no_table_scrolls_inside_its_box(
+    browser: Browser, crowded: tuple[LiveServer, dict[str, str]], width: int
+) -> None:
+    live, ids = crowded
+    page = _sign_in(browser, live, width)
+    try:
+        found = {}
+        for path in _every_page(ids):
+            page.goto(path)
+            assert page.title() and "Not allowed" not in page.title(), path
+            measured = page.evaluate(MEASURE)
+            wide = [f"document {measured['doc']} px"] if measured["doc"] > width else []
+            found[path] = wide + page.evaluate(SCROLLERS) + measured["spilled"]
+        assert {path: boxes for path, boxes in found.items() if boxes} == {}
     finally:
         page.close()
 

@@ -63,6 +63,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("POST", "/manage/webhooks", ("webhooks.write",)),
     ("GET", "/manage/webhooks/{webhook_id}", ("webhooks.read",)),
     ("POST", "/manage/webhooks/{webhook_id}", ("webhooks.write",)),
+    ("GET", "/manage/webhooks/{webhook_id}/delete", ("webhooks.read",)),
     ("POST", "/manage/webhooks/{webhook_id}/delete", ("webhooks.write",)),
     ("POST", "/manage/webhooks/{webhook_id}/deliveries/{delivery_id}/resend", ("webhooks.write",)),
     ("GET", "/manage/users", ("users.read",)),

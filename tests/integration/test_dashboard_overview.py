@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import update
 
-from akener.keys.models import ApiKey
+from akener.accounts.permissions import CLI_PRINCIPAL
+from akener.keys import overview
+from akener.keys.models import ApiKey, KeyStatus
 from akener.runtime import Runtime
 from akener.verify.models import KeyUsage
 from tests.factories import csrf_of, make_key, make_role, make_user, sign_in_owner
@@ -105,3 +107,77 @@ async def test_overview_shows_traffic_busiest_unused_and_expiring_with_csvs(
         "Soon gone"
     ]
     assert (await client.get("/manage/overview/nothing.csv")).status_code == 404
+
+
+async def test_upkeep_counts_once_and_lists_never_used_then_longest_unused(
+    runtime: Runtime,
+) -> None:
+    now = datetime.now(UTC)
+    names = {}
+    for label, created, used, expires in [
+        ("never-old-b", 50, None, None),
+        ("never-old-a", 60, None, 3),  # also expiring in 3 days
+        ("never-new", 5, None, None),  # made recently: not a candidate
+        ("used-long-ago", 90, 80, None),
+        ("used-a-while-ago", 90, 40, 1),
+        ("used-lately", 90, 2, None),
+    ]:
+        key, _ = await make_key(runtime, label, scopes=[])
+        values: dict[str, object] = {"created_at": now - timedelta(days=created)}
+        if used is not None:
+            values["last_used_at"] = now - timedelta(days=used)
+        if expires is not None:
+            values["expires_at"] = now + timedelta(days=expires)
+        await _set(runtime, key.id, **values)
+        names[label] = key.id
+    await make_key(runtime, "switched-off", scopes=[], status=KeyStatus.INACTIVE)
+    off = (await make_key(runtime, "off-old", scopes=[], status=KeyStatus.INACTIVE))[0]
+    await _set(runtime, off.id, created_at=now - timedelta(days=99))
+
+    async def care(limit: int) -> overview.Upkeep:
+        async with runtime.sessionmaker() as session:
+            return await overview.upkeep(
+                session,
+                CLI_PRINCIPAL,
+                unused_days=30,
+                expiring_within=timedelta(days=7),
+                now=now,
+                limit=limit,
+            )
+
+    every = await care(20)
+    assert [k.name for k in every.unused] == [
+        "never-old-a",
+        "never-old-b",
+        "used-long-ago",
+        "used-a-while-ago",
+    ]
+    assert every.unused_count == 4
+    assert [k.name for k in every.expiring] == ["used-a-while-ago", "never-old-a"]
+    assert every.expiring_count == 2
+    for limit in (1, 2, 3):  # the limit cuts through never-used, at the seam, through used
+        cut = await care(limit)
+        assert [k.name for k in cut.unused] == [k.name for k in every.unused][:limit]
+        assert cut.unused_count == 4 and cut.expiring_count == 2
+        assert len(cut.expiring) == min(limit, 2)
+
+
+async def test_busiest_keys_keep_ties_at_the_limit_in_name_order(runtime: Runtime) -> None:
+    totals = {"delta": 50, "alpha": 30, "charlie": 30, "bravo": 30, "echo": 10}
+    for name, total in totals.items():
+        key, _ = await make_key(runtime, name, scopes=[])
+        await _usage(runtime, key.id, {0: total - 1, 40: 1000, 2: 1})
+    today = datetime.now(UTC).date()
+    for limit, expected in [
+        (1, ["delta"]),
+        (2, ["delta", "alpha"]),  # three keys tie for second: the first by name
+        (3, ["delta", "alpha", "bravo"]),
+        (9, ["delta", "alpha", "bravo", "charlie", "echo"]),
+    ]:
+        async with runtime.sessionmaker() as session:
+            ranked = await overview.busiest_keys(
+                session, CLI_PRINCIPAL, days=30, today=today, limit=limit
+            )
+        assert [(t.key.name, t.requests) for t in ranked] == [(n, totals[n]) for n in expected], (
+            limit
+        )

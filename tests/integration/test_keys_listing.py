@@ -137,3 +137,43 @@ async def test_dashboard_list_searches_filters_sorts_and_pages_with_them(
     )
     bad = await client.get("/manage/api-keys", params={"sort": "digest"})
     assert bad.status_code == 422 and "Sort must be one of" in bad.text
+
+
+ROW_NAME = re.compile(r'<th scope="row" class="key-name"[^>]*>\s*<a [^>]*>([^<]+)</a>')
+
+
+async def test_dashboard_owner_filter_combines_with_the_others_and_pages_keep_it(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await sign_in_owner(client, runtime)
+    for n in range(23):
+        row, _ = await make_key(runtime, f"acme-{n:02d}", scopes=[])
+        await _set(runtime, row.id, owner_id="acme.corp", status="INACTIVE" if n % 2 else "ACTIVE")
+    for n in range(3):
+        row, _ = await make_key(runtime, f"other-{n}", scopes=[])
+        await _set(runtime, row.id, owner_id="acme.corp-2")  # a longer id that starts alike
+    await make_key(runtime, "acme-no-owner", scopes=[])
+
+    page = await client.get("/manage/api-keys", params={"owner_id": "acme.corp", "sort": "name"})
+    assert "23 keys match" in page.text
+    assert 'name="owner_id" type="text" value="acme.corp"' in page.text
+    assert ROW_NAME.findall(page.text) == [f"acme-{n:02d}" for n in range(20)]
+    found = re.search(r'<a href="([^"]+)">Next page →</a>', page.text)
+    assert found and "owner_id=acme.corp" in html.unescape(found.group(1))
+    second = await client.get(html.unescape(found.group(1)))
+    assert ROW_NAME.findall(second.text) == ["acme-20", "acme-21", "acme-22"]
+
+    both = await client.get(
+        "/manage/api-keys", params={"owner_id": "acme.corp", "status": "INACTIVE", "q": "-1"}
+    )
+    assert ROW_NAME.findall(both.text) == ["acme-19", "acme-17", "acme-15", "acme-13", "acme-11"]
+    assert "5 keys match" in both.text
+    none = await client.get("/manage/api-keys", params={"owner_id": "nobody"})
+    assert none.status_code == 200 and ROW_NAME.findall(none.text) == []
+    for hostile in ("acme%", "acme corp", "a" * 129, "x'; DROP TABLE api_keys; --"):
+        refused = await client.get("/manage/api-keys", params={"owner_id": hostile})
+        assert refused.status_code == 422 and ROW_NAME.findall(refused.text) == []
+        assert "Owner_id must be 1 to 128" in html.unescape(refused.text)
+
+    owners = await client.get("/manage/owners")
+    assert 'href="/manage/api-keys?owner_id=acme.corp"' in owners.text

@@ -12,9 +12,10 @@ from redis import Redis
 
 from tests.conftest import TEST_SECRET
 from tests.factories import bearer
+from tests.helpers import redis_test_url
 from tests.servers import AkenerServer, akener_cli, akener_env
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = redis_test_url(11)
 
 
 async def _burst(url: str, key: str, count: int) -> list[httpx.Response]:

@@ -23,9 +23,10 @@ from akener.settings import Settings
 from akener.verify.limiter import Rule
 from akener.verify.shared import RETRY_AFTER_ERROR, SharedWindows, StoreError
 from tests.factories import bearer, make_key
+from tests.helpers import redis_test_url
 from tests.servers import free_port
 
-SHARED_URL = "redis://127.0.0.1:6379/11"
+SHARED_URL = redis_test_url(11)
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 

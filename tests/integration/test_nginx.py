@@ -31,8 +31,10 @@ from tests.proxies import (  # noqa: F401 (the shared tests, collected here)
     test_a_rate_limited_key_gets_a_429_with_retry_after,
     test_a_valid_key_reaches_the_api_with_akeners_identity_never_the_clients,
     test_akener_unreachable_means_refused,
+    test_connections_to_akener_are_kept_alive,
     test_missing_and_invalid_keys_are_refused_with_akeners_json,
     test_the_clients_query_never_reaches_authz,
+    test_the_owner_and_the_credits_left_reach_the_api,
     test_the_required_scope_is_enforced,
     upstream,
     wait_until_up,
@@ -110,6 +112,14 @@ def proxy_without_akener(
 ) -> Callable[[], AbstractContextManager[str]]:
     site = documented_config(port=free_port(), akener=free_port(), upstream=upstream.port)
     return lambda: running_nginx(tmp_path / "nginx", site)
+
+
+@pytest.fixture
+def proxy_to(upstream: Upstream, tmp_path: Path) -> Callable[[int], AbstractContextManager[str]]:
+    return lambda port: running_nginx(
+        tmp_path / "nginx-to",
+        documented_config(port=free_port(), akener=port, upstream=upstream.port),
+    )
 
 
 def test_every_documented_location_is_tested() -> None:

@@ -49,7 +49,14 @@ async def test_every_code(
         data = answer.json()
         assert (data["valid"], data["code"]) == (valid, code), body
         if code in ("VALID", "INSUFFICIENT_SCOPE"):
-            assert data["key"] == {"id": row.id, "name": "svc", "scopes": ["incidents.read"]}
+            assert data["key"] == {
+                "id": row.id,
+                "name": "svc",
+                "scopes": ["incidents.read"],
+                "owner_id": None,
+                "expires_at": None,
+                "limited": False,
+            }
         if code in ("NOT_FOUND", "MALFORMED"):
             assert data["key"] is None
         assert key not in answer.text
@@ -70,3 +77,63 @@ async def test_deactivation_shows_at_once(
     await client.patch(f"/api/v1/keys/{row.id}", json={"status": "INACTIVE"}, headers=bearer(admin))
     answer = await client.post(URL, json={"key": key}, headers=caller)
     assert answer.json()["code"] == "INACTIVE"
+
+
+async def test_the_key_carries_owner_expiry_and_whether_it_is_limited(
+    client: httpx.AsyncClient, runtime: Runtime, caller: dict[str, str]
+) -> None:
+    _, admin = await make_key(runtime, "admin")
+    made = await client.post(
+        "/api/v1/keys",
+        json={"name": "owned", "owner_id": "customer_42", "expires_at": "2099-01-02T03:04:05Z"},
+        headers=bearer(admin),
+    )
+    assert made.status_code == 201, made.text
+    owned = made.json()["key"]
+    data = (await client.post(URL, json={"key": owned}, headers=caller)).json()
+    assert data["code"] == "VALID"
+    assert data["key"]["owner_id"] == "customer_42"
+    assert data["key"]["expires_at"] == "2099-01-02T03:04:05Z"
+    assert data["key"]["limited"] is False  # an owner id alone limits nothing
+
+    for limit in (
+        {"rate_limits": [{"name": "m", "limit": 100, "period_seconds": 60}]},
+        {"credits": {"remaining": 5}},
+        {"allowed_ips": ["10.0.0.0/8"]},
+    ):
+        body = {"name": f"limited {sorted(limit)}", **limit}
+        key = (await client.post("/api/v1/keys", json=body, headers=bearer(admin))).json()["key"]
+        answer = (await client.post(URL, json={"key": key}, headers=caller)).json()
+        assert answer["key"]["limited"] is True, limit
+        assert answer["key"]["owner_id"] is None
+
+
+async def test_an_owners_shared_limits_make_its_keys_limited(
+    client: httpx.AsyncClient, runtime: Runtime, caller: dict[str, str]
+) -> None:
+    _, admin = await make_key(runtime, "admin")
+    shared = {"rate_limits": [{"name": "m", "limit": 100, "period_seconds": 60}]}
+    put = await client.put("/api/v1/owners/acme", json=shared, headers=bearer(admin))
+    assert put.status_code == 200, put.text
+    body = {"name": "acme key", "owner_id": "acme"}
+    key = (await client.post("/api/v1/keys", json=body, headers=bearer(admin))).json()["key"]
+    data = (await client.post(URL, json={"key": key}, headers=caller)).json()
+    assert (data["key"]["owner_id"], data["key"]["limited"]) == ("acme", True)
+
+
+async def test_an_old_secret_shows_the_end_of_its_grace_period(
+    client: httpx.AsyncClient, runtime: Runtime, caller: dict[str, str]
+) -> None:
+    _, admin = await make_key(runtime, "admin")
+    row, old = await make_key(runtime, "rotated", scopes=[])
+    rotated = await client.post(
+        f"/api/v1/keys/{row.id}/rotate", json={"grace_period_seconds": 3600}, headers=bearer(admin)
+    )
+    assert rotated.status_code == 200, rotated.text
+    until = rotated.json()["previous_valid_until"]
+    new = rotated.json()["key"]
+    old_answer = (await client.post(URL, json={"key": old}, headers=caller)).json()
+    assert old_answer["code"] == "VALID"
+    assert old_answer["key"]["expires_at"] == until
+    new_answer = (await client.post(URL, json={"key": new}, headers=caller)).json()
+    assert new_answer["key"]["expires_at"] is None

@@ -10,7 +10,7 @@ import pytest
 import akener
 
 ROOT = Path(akener.__file__).parent
-DOMAIN = ["keys", "verify", "accounts", "audit", "db", "retention", "events"]
+DOMAIN = ["keys", "verify", "accounts", "audit", "db", "retention", "events", "metrics"]
 FRAMEWORKS = {"fastapi", "starlette", "jinja2", "typer", "uvicorn"}
 
 

@@ -12,10 +12,15 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from akener.accounts.permissions import Principal
 from akener.api.errors import akener_error_response
 from akener.errors import AkenerError
 from akener.verify.bearer import authorization_values, parse_bearer
 from akener.verify.service import Verifier
+
+# Set in the scope by the API's fast path when it has already authenticated the caller; only
+# akener's own code writes scope keys, a client cannot.
+AUTHENTICATED = "akener.authenticated"
 
 
 def is_api_path(path: str) -> bool:
@@ -35,6 +40,11 @@ class ApiKeyAuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass authenticated /api requests on with ``state.principal`` set."""
         if scope["type"] != "http" or not is_api_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        handed: Principal | None = scope.get(AUTHENTICATED)
+        if handed is not None:  # checked (and counted) once already, by akener.api.fastpath
+            scope.setdefault("state", {})["principal"] = handed
             await self.app(scope, receive, send)
             return
         peer = scope.get("client")

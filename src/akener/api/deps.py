@@ -25,6 +25,13 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+async def runtime_dependency(request: Request) -> Runtime:
+    """``get_runtime`` as a dependency without a thread-pool round trip per request (FastAPI
+    runs plain-function dependencies in a thread); installed by ``build_api``."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 def client_of(request: Request) -> str | None:
     """The request's client address by the one rule (akener.verify.throttle.request_client)."""
     peer = request.client.host if request.client else None
@@ -40,8 +47,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_principal(request: Request) -> Principal:
-    """Set by the authentication layer in front of every /api route."""
+async def get_principal(request: Request) -> Principal:
+    """Set by the authentication layer in front of every /api route (async: a plain function
+    would cost a thread-pool round trip per request)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise AuthenticationFailed(MISSING_MESSAGE)

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from akener.api.deps import AutoCommitRoute, get_runtime, get_session
+from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.api.errors import responses
+from akener.db.engine import begin_write
 from akener.errors import AuthenticationFailed
 from akener.leaks import github
 from akener.runtime import Runtime
@@ -20,10 +20,13 @@ router = APIRouter(tags=["hooks"], route_class=AutoCommitRoute)
 @router.post("/hooks/github/secret-scanning", responses=responses(401, 413, 422, 503))
 async def github_secret_scanning(
     request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> Any:
-    """GitHub's secret-scanning partner report: verified, acted on, answered with feedback."""
+    """GitHub's secret-scanning partner report: verified, acted on, answered with feedback.
+
+    The database connection is taken only once the report is verified: reading an anonymous
+    sender's body and fetching GitHub's keys must not hold one of the process's few pooled
+    connections (docs/scaling.md)."""
     body = await request.body()
     verified = await runtime.github_keys.verify(
         request.headers.get("Github-Public-Key-Identifier", ""),
@@ -32,12 +35,16 @@ async def github_secret_scanning(
     )
     if not verified:
         raise AuthenticationFailed("missing or invalid GitHub signature")
-    answer = await github.handle_report(
-        session,
-        runtime.peppers,
-        github.parse_report(body),
-        on_leak=runtime.settings.on_leak,
-        now=runtime.clock(),
-        client=request.client.host if request.client else None,
-    )
+    report = github.parse_report(body)
+    async with runtime.sessionmaker() as session:
+        await begin_write(session)
+        answer = await github.handle_report(
+            session,
+            runtime.peppers,
+            report,
+            on_leak=runtime.settings.on_leak,
+            now=runtime.clock(),
+            client=request.client.host if request.client else None,
+        )
+        await session.commit()
     return JSONResponse(answer)

@@ -20,7 +20,7 @@ from akener.verify.schemas import (
     VerifyResponse,
     WindowRead,
 )
-from akener.verify.service import verify_key
+from akener.verify.service import VerifiedKey, verify_key
 
 router = APIRouter(prefix="/api/v1", tags=["verify"])
 
@@ -42,17 +42,29 @@ async def verify(
     result = await verify_key(
         runtime.verifier, actor, key=body.key, scopes=body.scopes, ip=body.ip, cost=body.cost
     )
+    if runtime.metrics is not None:
+        runtime.metrics.recorders.verdict(result.verdict.value)
     key = None
     if result.key is not None:
-        key = VerifiedKeyRead(
-            id=result.key.id, name=result.key.name, scopes=sorted(result.key.scopes)
-        )
+        key = verified_read(result.key)
     return VerifyResponse(
-        valid=result.valid, code=result.verdict.value, key=key, limits=_limits(result.admission)
+        valid=result.valid, code=result.verdict.value, key=key, limits=limits_read(result.admission)
     )
 
 
-def _limits(admission: Admission | None) -> LimitsRead | None:
+def verified_read(key: VerifiedKey) -> VerifiedKeyRead:
+    """The ``key`` object of a verify answer."""
+    return VerifiedKeyRead(
+        id=key.id,
+        name=key.name,
+        scopes=sorted(key.scopes),
+        owner_id=key.owner_id,
+        expires_at=key.expires_at,
+        limited=key.limited,
+    )
+
+
+def limits_read(admission: Admission | None) -> LimitsRead | None:
     if admission is None:
         return None
     credits = None

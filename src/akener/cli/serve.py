@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -85,7 +89,39 @@ def serve(
     bind_port = port or settings.port
     typer.echo(f"akener listening on http://{bind_host}:{bind_port} (API docs at /docs)", err=True)
     announce_setup(settings, bind_host, bind_port)
-    SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
+    with metrics_directory(settings):
+        SERVERS[chosen](bind_host, bind_port, workers or settings.workers, settings.log_level)
+
+
+@contextmanager
+def metrics_directory(settings: Settings) -> Iterator[Path | None]:
+    """The directory where this server's workers leave their numbers for ``/metrics``
+    (docs/metrics.md): ``AKENER_METRICS_DIR`` emptied of a previous server's files, or a fresh
+    one (in /dev/shm where there is one) that is removed when the server stops."""
+    from akener.metrics.snapshot import prepare_directory
+
+    if not settings.metrics_enabled:
+        yield None
+        return
+    if settings.metrics_dir:
+        directory = Path(settings.metrics_dir)
+        prepare_directory(directory)
+        yield directory
+        return
+    shm = Path("/dev/shm")  # noqa: S108 -- a private directory made with mkdtemp (mode 0700)
+    made = Path(tempfile.mkdtemp(prefix="akener-metrics-", dir=shm if shm.is_dir() else None))
+    os.environ["AKENER_METRICS_DIR"] = str(made)
+    try:
+        yield made
+    finally:
+        os.environ.pop("AKENER_METRICS_DIR", None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
+# How long an idle keep-alive connection stays open. Proxies that reuse connections to akener
+# must close idle ones sooner (docs/forward-auth.md sets 30 s), or a request can meet a
+# connection akener is closing at that moment. 60 s is the most granian allows.
+KEEP_ALIVE_SECONDS = 60
 
 
 def run_uvicorn(host: str, port: int, workers: int, _log_level: str) -> None:
@@ -102,6 +138,7 @@ def run_uvicorn(host: str, port: int, workers: int, _log_level: str) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
@@ -109,6 +146,7 @@ def run_granian(host: str, port: int, workers: int, log_level: str) -> None:
     """Serve with granian; its own log lines go through akener's JSON formatter."""
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     Granian(
@@ -122,6 +160,9 @@ def run_granian(host: str, port: int, workers: int, log_level: str) -> None:
         log_level=LogLevels(log_level.lower()),
         log_access=False,
         log_dictconfig=granian_logging(log_level),
+        # granian closes a connection that sends no request headers for this long, idle
+        # keep-alive connections included (measured: 30 s by default).
+        http1_settings=HTTP1Settings(header_read_timeout=KEEP_ALIVE_SECONDS * 1000),
     ).serve()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,19 @@ if TYPE_CHECKING:
 WRITE_OPTION = "akener_write"
 
 SQLITE_BUSY_SECONDS = 15.0  # without a query timeout: how long a SQLite writer waits for the lock
+APPLICATION_NAME = "akener"  # pooled connections in pg_stat_activity, followed by ":<pid>"
+
+
+def application_name() -> str:
+    """How this process's pooled connections are named in ``pg_stat_activity``."""
+    return f"{APPLICATION_NAME}:{os.getpid()}"
+
+
+def _unique_statement_name() -> str:
+    # Behind a transaction-pooling PgBouncer a server connection serves many clients in turn;
+    # asyncpg's numbered names (__asyncpg_stmt_1__) would collide between them
+    # (SQLAlchemy's asyncpg dialect docs, "Prepared Statement Name with PGBouncer").
+    return f"__akener_{uuid.uuid4().hex}__"
 
 
 def make_engine(
@@ -29,6 +44,8 @@ def make_engine(
     query_timeout: float | None = None,
     pool_timeout: float | None = None,
     before_begin: Callable[[], None] | None = None,
+    pool_size: int | None = None,
+    statement_cache: bool = True,
     **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine; the timeouts given bound every wait on the client side.
@@ -40,6 +57,13 @@ def make_engine(
     timeout (how long a writer waits for the lock). None leaves the driver's default (no bound
     on a statement: migrations and test fixtures). ``before_begin`` runs before every
     transaction and may raise to refuse it (the SQLite file guard).
+
+    PostgreSQL connections: ``pool_size`` bounds them (no overflow: the pool never opens more,
+    a request waits up to ``pool_timeout`` instead); None keeps SQLAlchemy's default pool.
+    Each is named ``akener:<pid>`` in ``pg_stat_activity``. Without ``statement_cache`` every
+    statement is prepared under a unique name inside its own transaction and never reused,
+    which is what a PgBouncer in transaction mode needs when it does not track prepared
+    statements itself.
     """
     # SQL parameters (digests, session ids, CSRF tokens, hashes) never reach a log line.
     kwargs.setdefault("hide_parameters", True)
@@ -47,11 +71,18 @@ def make_engine(
         kwargs.setdefault("pool_pre_ping", True)
         if pool_timeout is not None:
             kwargs.setdefault("pool_timeout", pool_timeout)
-        connect_args: dict[str, float] = {}
+        if pool_size is not None:
+            kwargs.setdefault("pool_size", pool_size)
+            kwargs.setdefault("max_overflow", 0)
+        connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name()}}
         if connect_timeout is not None:
             connect_args["timeout"] = connect_timeout
         if query_timeout is not None:
             connect_args["command_timeout"] = query_timeout
+        if not statement_cache:
+            connect_args["statement_cache_size"] = 0  # asyncpg's own cache
+            connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's
+            connect_args["prepared_statement_name_func"] = _unique_statement_name
         engine = create_async_engine(url, connect_args=connect_args, **kwargs)
         if before_begin is not None:
             event.listen(engine.sync_engine, "begin", lambda _conn: before_begin())
@@ -101,6 +132,8 @@ def engine_for(
         query_timeout=None if migrations else settings.db_query_timeout_seconds,
         pool_timeout=settings.db_pool_timeout_seconds,
         before_begin=before_begin,
+        pool_size=settings.db_pool_size,
+        statement_cache=settings.db_statement_cache,
     )
 
 

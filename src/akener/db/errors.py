@@ -28,6 +28,10 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 
 DISK_FULL = "the database's disk is full; nothing was saved"
 READ_ONLY = "the database is on a read-only disk; nothing was saved"
+PREPARED_STATEMENTS = (
+    "the database refused a prepared statement; behind PgBouncer in transaction mode set"
+    " AKENER_DB_STATEMENT_CACHE=false (docs/scaling.md)"
+)
 GONE = "the database file was deleted or replaced while akener ran; restart akener"
 
 
@@ -57,6 +61,8 @@ def describe(exc: BaseException) -> str:
         return "the database did not answer in time"
     if "unable to open database file" in text:
         return "the database file cannot be opened or created"
+    if "prepared statement" in text:  # asyncpg's named statements through a transaction pooler
+        return PREPARED_STATEMENTS
     return "the database cannot be reached"
 
 

@@ -135,9 +135,10 @@ async def count_keys(
     scope: str | None = None,
     now: datetime | None = None,
     up_to: int | None = None,
+    owner_id: str | None = None,
 ) -> int:
     """How many keys match these filters (no more than ``up_to`` when given)."""
-    query = _key_query(actor, status=status, q=q, expiry=expiry, scope=scope)
+    query = _key_query(actor, status=status, q=q, expiry=expiry, scope=scope, owner_id=owner_id)
     return await listing.count(session, query, now=now or utcnow(), up_to=up_to)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from datetime import datetime
 from typing import Any, Final, Literal
 
 DEFAULT_MAX_KEYS = 100_000
@@ -36,7 +37,7 @@ MISS: Final = Miss.MISS  # "the cache cannot say": only the database can answer
 class CachedKey:
     """What the checks need to know about one stored key (active or not)."""
 
-    __slots__ = ("active", "edge", "expires_at", "id", "limits", "name", "scopes")
+    __slots__ = ("active", "api", "edge", "expires_at", "expiry", "id", "limits", "name", "scopes")
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class CachedKey:
         active: bool,
         expires_at: float | None = None,
         limits: Any = None,
+        expiry: datetime | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -55,9 +57,13 @@ class CachedKey:
         self.expires_at = expires_at
         # akener.verify.limiter.EntryLimits, or None for a key without any limit (the fast path).
         self.limits = limits
+        # The same instant as ``expires_at``, exactly as stored (the verify API shows it).
+        self.expiry = expiry
         # An edge (forward-auth) may memoise its rendering of this entry here, e.g. response
         # headers; it dies with the entry, so it can never outlive an invalidation.
         self.edge: Any = None
+        # The same for the API's fast path (akener.api.fastpath): the rendered JSON of the key.
+        self.api: Any = None
 
 
 class KeyCache:
@@ -73,6 +79,10 @@ class KeyCache:
         self._digest_by_id: dict[str, str] = {}
         self.generation = 0
         self.trusted = True
+        # Lookups answered from the cache (entry or known-unknown), and those it could not
+        # answer (a miss, or an untrusted cache); read by akener.metrics, never reset.
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._known) + len(self._unknown)
@@ -85,14 +95,18 @@ class KeyCache:
     def get(self, digest: str) -> CachedKey | Literal[Miss.MISS] | None:
         """The entry, None for a known-unknown digest, or MISS when the cache cannot say."""
         if not self.trusted:
+            self.misses += 1
             return MISS
         entry = self._known.get(digest)
         if entry is not None:
             self._known.move_to_end(digest)
+            self.hits += 1
             return entry
         if digest in self._unknown:
             self._unknown.move_to_end(digest)
+            self.hits += 1
             return None
+        self.misses += 1
         return MISS
 
     def put(self, digest: str, entry: CachedKey | None, generation: int) -> None:

@@ -59,6 +59,12 @@ class PgChangeListener:
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
 
+    @property
+    def connected(self) -> bool:
+        """True while the LISTEN connection is open (changes reach this process)."""
+        conn = self._conn
+        return conn is not None and not conn.is_closed()
+
     async def start(self) -> None:
         """Listen before serving (best effort), then keep listening in the background."""
         self.cache.distrust()

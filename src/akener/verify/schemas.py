@@ -61,6 +61,12 @@ class VerifiedKeyRead(BaseModel):
     id: str
     name: str
     scopes: list[str]
+    owner_id: str | None = None
+    # When the key stops working: its expiry, or the end of an old secret's grace period.
+    expires_at: datetime | None = None
+    # True when akener must see every request of the key (windows, credits or an allowlist):
+    # a cache outside akener may keep this answer only while it is false.
+    limited: bool = False
 
 
 class VerifyResponse(BaseModel):

@@ -86,15 +86,34 @@ class VerifiedKey:
     id: str
     name: str
     scopes: frozenset[str]
+    owner_id: str | None = None
+    # The effective expiry: the key's own, or a rotated-out secret's end of grace if sooner.
+    expires_at: datetime | None = None
+    # Any window, credits or allowlist (the key's or its owner's): every request must be asked.
+    limited: bool = False
 
     @classmethod
     def from_entry(cls, entry: CachedKey) -> VerifiedKey:
         """The identity held by a cache entry."""
-        return cls(id=entry.id, name=entry.name, scopes=entry.scopes)
+        limits: EntryLimits | None = entry.limits
+        return cls(
+            id=entry.id,
+            name=entry.name,
+            scopes=entry.scopes,
+            owner_id=limits.owner_id if limits is not None else None,
+            expires_at=entry.expiry,
+            limited=is_limited(limits),
+        )
 
     def principal(self, client: str | None = None) -> Principal:
         """The key acting on akener's own API: its scopes are its permissions."""
         return Principal(kind="key", id=self.id, permissions=self.scopes, client=client)
+
+
+def is_limited(limits: EntryLimits | None) -> bool:
+    """True when a request of the key must be counted or checked by akener: a window, credits
+    or an address allowlist (its own or its owner's)."""
+    return limits is not None and bool(limits.rules or limits.credits or limits.allowed)
 
 
 def limits_of(row: ApiKey, owner: Owner | None) -> EntryLimits | None:
@@ -124,13 +143,15 @@ def entry_from_row(row: ApiKey, digests: list[str], owner: Owner | None = None) 
     ends = [row.expires_at] if row.expires_at is not None else []
     if row.digest not in digests:
         ends.append(row.previous_valid_until or datetime.fromtimestamp(0, UTC))
+    expiry = min(ends) if ends else None
     return CachedKey(
         id=row.id,
         name=row.name,
         scopes=row.effective_scopes,
         active=row.status == KeyStatus.ACTIVE.value,
-        expires_at=min(ends).timestamp() if ends else None,
+        expires_at=expiry.timestamp() if expiry is not None else None,
         limits=limits_of(row, owner),
+        expiry=expiry.astimezone(UTC) if expiry is not None else None,
     )
 
 
@@ -421,9 +442,7 @@ class Verifier:
         if not tokens.is_well_formed(key):
             return Verdict.MALFORMED, None, None
         entry = await self.lookup(key, client)
-        verdict = judge(entry, self.now())
-        if verdict is not Verdict.VALID and entry is not None and record:
-            self.refused(entry.id, verdict.value, client)
+        verdict = self._judged(entry, client, record)
         admission = None
         if verdict is Verdict.VALID and entry is not None and limits:
             admission = await self.admit(entry, client, cost)
@@ -432,6 +451,27 @@ class Verifier:
         if verdict is Verdict.VALID and entry is not None and self.usage is not None and record:
             self.usage.record(entry.id)
         return verdict, entry, admission
+
+    def _judged(self, entry: CachedKey | None, client: str | None, record: bool) -> Verdict:
+        verdict = judge(entry, self.now())
+        if verdict is not Verdict.VALID and entry is not None and record:
+            self.refused(entry.id, verdict.value, client)
+        return verdict
+
+    def check_cached(
+        self, key: str, record: bool = True
+    ) -> tuple[Verdict, CachedKey | None] | None:
+        """``check_admitted(key, limits=False)`` without awaiting, when the cache can answer;
+        None when only the database can (then call check_admitted)."""
+        if not tokens.is_well_formed(key):
+            return Verdict.MALFORMED, None
+        entry = self.cached(key)
+        if entry is MISS:
+            return None
+        verdict = self._judged(entry, None, record)
+        if verdict is Verdict.VALID and entry is not None and self.usage is not None and record:
+            self.usage.record(entry.id)
+        return verdict, entry
 
     async def verify(self, key: str, client: str | None = None) -> VerifiedKey:
         """The key's identity, or AuthenticationFailed with the one generic message;
@@ -479,22 +519,44 @@ async def verify_key(
 ) -> VerifyResult:
     """Tell a service whether ``key`` is valid, holds every one of ``scopes`` and, for a
     request from ``ip`` costing ``cost`` credits, passes its limits (which then count it)."""
+    verdict, entry, admission = await check_for(
+        verifier, actor, key=key, scopes=scopes, ip=ip, cost=cost
+    )
+    identity = VerifiedKey.from_entry(entry) if entry is not None else None
+    return VerifyResult(verdict, identity, admission)
+
+
+async def check_for(
+    verifier: Verifier,
+    actor: Principal,
+    *,
+    key: str,
+    scopes: Iterable[str],
+    ip: str | None = None,
+    cost: int = 1,
+) -> tuple[Verdict, CachedKey | None, Admission | None]:
+    """verify_key's decision with the cache entry of the key found (None for MALFORMED and
+    NOT_FOUND), for an edge that renders the entry itself (akener.api.fastpath)."""
     actor.require(API_KEYS_VERIFY)
     if not 0 <= cost <= MAX_COST:
         raise InvalidInput(f"cost must be between 0 and {MAX_COST}", field="cost")
-    verdict, entry, _ = await verifier.check_admitted(key, limits=False, record=False)
+    cached = verifier.check_cached(key, record=False)
+    if cached is not None:
+        verdict, entry = cached
+    else:
+        verdict, entry, _ = await verifier.check_admitted(key, limits=False, record=False)
     if entry is None or verdict in (Verdict.MALFORMED, Verdict.NOT_FOUND):
-        return VerifyResult(verdict, None)
-    identity = VerifiedKey.from_entry(entry)
+        return verdict, None, None
     if verdict is Verdict.VALID and not entry.scopes.issuperset(scopes):
         verdict = Verdict.INSUFFICIENT_SCOPE
     admission = None
     if verdict is Verdict.VALID:
-        admission = await verifier.admit(entry, ip, cost)  # counts its own refusals
+        if entry.limits is not None:  # admit() is None without limits; it counts its refusals
+            admission = await verifier.admit(entry, ip, cost)
         if admission is not None and admission.code is not None:
             verdict = Verdict(admission.code)
         elif verifier.usage is not None:
             verifier.usage.record(entry.id)
     else:
         verifier.refused(entry.id, verdict.value, ip)
-    return VerifyResult(verdict, identity, admission)
+    return verdict, entry, admission

@@ -80,6 +80,12 @@ class UsageRecorder:
         self._seen_at: dict[str, float] = {}  # key_id -> last accepted request (POSIX seconds)
         self._written_at: dict[str, float] = {}  # key_id -> last_used_at value last written
         self._lock = asyncio.Lock()
+        # Read by akener.metrics: when everything counted was last written (POSIX seconds),
+        # failed flushes, and requests given up on at shutdown (the only loss a clean stop has).
+        self.flushed_at = time.time()
+        self.failures = 0
+        self.written = 0  # flushes that wrote counts: copies of answers showing them are stale
+        self.lost = 0
 
     def record(self, key_id: str) -> None:
         """Note one accepted request by ``key_id`` (hot path: two dict writes)."""
@@ -136,6 +142,7 @@ class UsageRecorder:
                 if at - self._written_at.get(key_id, 0.0) >= LAST_USED_EVERY
             }
             if not counts and not touches and not refused:
+                self.flushed_at = time.time()
                 return True
             try:
                 await self._write(counts, touches, refused, attempts)
@@ -149,7 +156,10 @@ class UsageRecorder:
                     self._counts[slot] = self._counts.get(slot, 0) + n
                 for refusal, n in refused.items():
                     self._refused[refusal] = self._refused.get(refusal, 0) + n
+                self.failures += 1
                 return False
+            self.flushed_at = time.time()
+            self.written += 1
             self._written_at.update(touches)
             for key_id, at in touches.items():
                 if self._seen_at.get(key_id) == at:
@@ -211,6 +221,7 @@ class UsageRecorder:
         pending = self.pending
         while not await self.flush():
             if time.monotonic() >= deadline:
+                self.lost += self.pending
                 log.error("key usage not written at shutdown: %d requests lost", self.pending)
                 return
             await asyncio.sleep(0.2)

@@ -67,7 +67,7 @@ def _form_context(
     }
 
 
-LIST_FILTERS = ("q", "status", "expiry", "scope", "sort")
+LIST_FILTERS = ("q", "owner_id", "status", "expiry", "scope", "sort")
 
 
 @router.get("")

@@ -21,7 +21,7 @@ from akener.accounts.permissions import (
 )
 from akener.api.deps import AutoCommitRoute, get_runtime
 from akener.errors import NotFound
-from akener.keys import overview, service
+from akener.keys import overview
 from akener.web.charts import (
     REFUSAL_REASONS,
     reasons_in,
@@ -60,8 +60,13 @@ async def _figures(
     session: AsyncSession, actor: Principal, now: datetime, *, rows: int
 ) -> dict[str, Any]:
     today = now.date()
-    unused, unused_count = await overview.unused_keys(
-        session, actor, days=UNUSED_DAYS, now=now, limit=rows
+    care = await overview.upkeep(
+        session,
+        actor,
+        unused_days=UNUSED_DAYS,
+        expiring_within=EXPIRING_WINDOW,
+        now=now,
+        limit=rows,
     )
     traffic_90 = await overview.traffic_by_day(session, actor, days=90, today=today)
     refused_90 = await overview.refused_by_day(session, actor, days=90, today=today)
@@ -73,14 +78,10 @@ async def _figures(
         "busiest": await overview.busiest_keys(
             session, actor, days=BUSIEST_DAYS, today=today, limit=10 if rows <= SHOWN else 100
         ),
-        "unused": unused,
-        "unused_count": unused_count,
-        "expiring": await service.list_expiring_keys(
-            session, actor, within=EXPIRING_WINDOW, now=now, limit=rows
-        ),
-        "expiring_count": await service.count_expiring(
-            session, actor, within=EXPIRING_WINDOW, now=now
-        ),
+        "unused": care.unused,
+        "unused_count": care.unused_count,
+        "expiring": care.expiring,
+        "expiring_count": care.expiring_count,
     }
 
 

@@ -116,6 +116,23 @@ async def update(
     return see_other(webhook_url(endpoint.id))
 
 
+@router.get("/{webhook_id}/delete")
+async def confirm_delete(
+    request: Request, webhook_id: str, me: CurrentUser, session: DbSession
+) -> Response:
+    """The delete confirmation as a page (JavaScript off; with it, a dialog asks)."""
+    endpoint = await service.get_endpoint(session, me.principal, webhook_id)
+    context = {
+        "title": "Delete this webhook?",
+        "message": f"Nothing more is sent to {endpoint.url}, and its delivery log is removed."
+        " This cannot be undone.",
+        "action": f"{webhook_url(endpoint.id)}/delete",
+        "button": "Delete webhook",
+        "cancel": webhook_url(endpoint.id),
+    }
+    return render(request, "confirm.html", context)
+
+
 @router.post("/{webhook_id}/delete")
 async def delete(
     request: Request, webhook_id: str, me: CurrentUser, session: DbSession
