@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from akener import __version__
 from akener.api.audit import router as audit_router
 from akener.api.auth import ApiKeyAuthMiddleware, is_api_path
+from akener.api.changes import router as changes_router
 from akener.api.deps import SAFE_METHODS, get_runtime, runtime_dependency
 from akener.api.docs import STATIC_PREFIX, install_docs
 from akener.api.errors import install_error_handlers
@@ -31,6 +32,7 @@ from akener.ops.handler import OPS_PATHS, MeteredRequests, OpsEndpoints
 from akener.redirects import LocalRedirectsMiddleware
 from akener.runtime import Runtime
 from akener.settings import Settings
+from akener.stopping import before_server_stops
 from akener.verify.service import Verifier
 from akener.verify.throttle import parse_networks
 from akener.web.app import build_web, wrap_web
@@ -56,6 +58,7 @@ def build_api() -> FastAPI:
     api.dependency_overrides[get_runtime] = runtime_dependency
     install_docs(api)
     api.include_router(verify_router)
+    api.include_router(changes_router)  # before /keys/{id}
     api.include_router(keys_router)
     api.include_router(owners_router)
     api.include_router(audit_router)
@@ -167,10 +170,14 @@ class AkenerApp:
         await receive()  # lifespan.startup
         started = False
         try:
-            async with self.running():
+            async with self.running() as runtime:
                 started = True
+                # Change streams never end by themselves: end them when the server is told to
+                # stop, or it would wait for them forever (akener.stopping).
+                restore = before_server_stops(runtime.feed.stop_streams)
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown
+                restore()
         except Exception as exc:
             if started:
                 raise

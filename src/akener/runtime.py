@@ -22,6 +22,7 @@ from akener.db.migrate import current_revision, head_revision, is_known_revision
 from akener.db.sqlite_file import SqliteFileGuard
 from akener.errors import InvalidInput
 from akener.events.delivery import Poster
+from akener.events.feed import ChangeFeed
 from akener.events.sealing import SecretBox
 from akener.events.sender import WebhookSender
 from akener.installation.service import check_secrets
@@ -62,6 +63,7 @@ class Runtime:
     box: SecretBox
     sender: WebhookSender
     github_keys: GitHubKeys
+    feed: ChangeFeed
     listener: PgChangeListener | None = None
     watch: SqliteChangeWatch | None = None
     guard: SqliteFileGuard | None = None
@@ -148,8 +150,21 @@ class Runtime:
             limits_on_store_error=settings.rate_limits_on_store_error,
             credits_on_store_error=settings.credits_on_store_error,
         )
-        # Forget first, then tell the other processes of this host (before the answer is sent).
+        feed = ChangeFeed(
+            sessionmaker,
+            postgres=not settings.is_sqlite,
+            clock=clock,
+            retention=settings.retention_events,
+            poll_seconds=settings.changes_poll_seconds,
+            watch=_moved(watch.header if watch is not None else counter.value if counter else None),
+            degraded=lambda: not cache.trusted,
+        )
+        if listener is not None:
+            listener.on_change = feed.wake
+        # Forget first, then tell the other processes of this host (before the answer is sent),
+        # then this process's change streams.
         after_change = [verifier.forget] + ([counter.bump] if counter is not None else [])
+        after_change.append(feed.wake)
         install_listeners(sessionmaker, after_change)
         box = SecretBox.from_secrets(secrets_by_version, settings.secret_key_version)
         sender = WebhookSender(
@@ -174,6 +189,7 @@ class Runtime:
             box,
             sender,
             GitHubKeys(settings.github_scanning_keys_url, settings.github_scanning_keys_file),
+            feed,
             listener,
             watch,
             guard,
@@ -209,6 +225,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        await self.feed.close()
         await self.sender.poster.close()
         if self.listener is not None:
             await self.listener.close()
@@ -277,3 +294,20 @@ def _fresh(
     if check is None or guard is None:
         return check
     return lambda: guard.intact and check()
+
+
+def _moved(read: Callable[[], object] | None) -> Callable[[], bool] | None:
+    """True when ``read`` answers something else than the last time (a memory read: SQLite's
+    WAL-index header, the host's change counter)."""
+    if read is None:
+        return None
+    seen = [read()]
+
+    def moved() -> bool:
+        now = read()
+        if now == seen[0]:
+            return False
+        seen[0] = now
+        return True
+
+    return moved

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     # PostgreSQL: where the per-host key change counter lives (None: /dev/shm, else the temp dir).
     change_counter_dir: str | None = None
 
+    # The change stream (docs/verification.md): heartbeat interval, and how often each process
+    # reads the change log when nothing woke it (PostgreSQL NOTIFY and this host's commits do).
+    changes_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+    changes_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
     # Metrics and health (docs/metrics.md). Off: /metrics answers 404 and nothing is recorded.
     metrics_enabled: bool = True
     # Socket addresses (or networks) that may read /metrics without a key; never forwarded ones.

@@ -24,6 +24,7 @@ NEEDS = {
     ("GET", "/api/v1/audit"): "audit.read",
     ("POST", "/api/v1/keys/{key_id}/rotate"): "api_keys.write",
     ("POST", "/api/v1/keys/verify"): "api_keys.verify",
+    ("GET", "/api/v1/keys/changes"): "api_keys.verify",
     ("GET", "/api/v1/owners"): "api_keys.read",
     ("GET", "/api/v1/owners/{owner_id}"): "api_keys.read",
     ("PUT", "/api/v1/owners/{owner_id}"): "api_keys.write",

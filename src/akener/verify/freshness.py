@@ -65,6 +65,14 @@ class SqliteChangeWatch:
         except (OSError, ValueError):
             return None  # not in WAL mode, or the file is too short yet: read the row each time
 
+    def header(self) -> bytes:
+        """The WAL-index header as it is now (empty when it is not mapped): it changes on
+        every commit, by any process."""
+        if self._shm is None:
+            self._shm = self._map_shm()  # check() then reads the row once: the header is new
+        shm = self._shm
+        return shm[:_HEADER] if shm is not None else b""
+
     def check(self) -> bool:
         """True when the cache may answer now; empties it when a change happened."""
         shm = self._shm

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import random
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -58,6 +59,8 @@ class PgChangeListener:
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
+        # Called after each notification and each reconnect (the change feed reads then).
+        self.on_change: Callable[[], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -100,6 +103,8 @@ class PgChangeListener:
         self.connects += 1
         # Whatever changed while nobody listened is unknown: start from an empty cache.
         self.cache.trust()
+        if self.on_change is not None:
+            self.on_change()
 
     async def _run(self) -> None:
         backoff = BACKOFF_START
@@ -149,6 +154,8 @@ class PgChangeListener:
             self.cache.clear()
         elif keys:
             self.cache.forget(keys)
+        if self.on_change is not None:
+            self.on_change()
 
     async def close(self) -> None:
         """Stop listening and close the connection."""

@@ -489,6 +489,13 @@ class Verifier:
             raise AuthenticationFailed(REJECTED_MESSAGE)
         return VerifiedKey.from_entry(entry)
 
+    async def reread(self, key: str) -> CachedKey | None:
+        """The stored state of a well-formed key read from the database, whatever the cache
+        holds (a change stream checking its own key); ServiceUnavailable when it cannot."""
+        digests = self._peppers.candidates(key)
+        found = await self._read(digests)
+        return entry_from_row(found[0], digests, found[1]) if found is not None else None
+
     def forget(self, key_ids: frozenset[str]) -> None:
         """Called after a commit that changed ``key_ids``: the next request reads them anew."""
         self.cache.forget(key_ids)

@@ -39,4 +39,7 @@ __all__ = [
 # --- Verifier and middlewares (owned by the `stream` work: verifier.py, middleware modules) ---
 # Add their exports below this line, and their names to __all__ with `__all__ += [...]`.
 # Keep the framework middlewares out of this module's imports (they need optional extras).
+from akener_client.verifier import Verification, Verifier
+
+__all__ += ["Verification", "Verifier"]
 # --- end of the Verifier block ---
