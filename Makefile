@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test setup bench screenshot
+.PHONY: run test test-client setup bench screenshot
 
 run: ## set up (runtime only) and run akener on the embedded SQLite database; PORT=9000 to move it
 	scripts/setup
@@ -7,6 +7,10 @@ run: ## set up (runtime only) and run akener on the embedded SQLite database; PO
 
 test: ## set up and run every check and test (SQLite, and PostgreSQL when reachable)
 	scripts/test
+
+test-client: ## only the Python client (clients/python), in its own environment, against real servers
+	scripts/setup --dev
+	scripts/test-client
 
 setup: ## the runtime only; `scripts/setup --dev` adds the test and browser tooling
 	scripts/setup

@@ -72,3 +72,29 @@ def test_output_has_no_script_no_inline_style_and_first_and_last_dates() -> None
     markup = str(render_usage_svg(days(1, 2)))
     assert "<script" not in markup and "style=" not in markup
     assert re.findall(r"<text[^>]*>([^<]*)</text>", markup) == ["2026-11-01", "2026-11-02"]
+
+
+def test_stacked_days_name_every_reason_to_scale_without_inline_style() -> None:
+    counts = days(4, 0, 0)
+    refused = [{"RATE_LIMITED": 8}, {}, {"INACTIVE": 1, "<odd>": 2}]
+    markup = str(render_usage_svg(counts, "Requests <all>", refused=refused))
+    assert "style=" not in markup and "<script" not in markup and "<odd>" not in markup
+    root = ET.fromstring(markup)  # noqa: S314 - our own output; must be well-formed XML
+    assert root.get("aria-label") == "Requests <all>"
+    groups = root.findall(f"{SVG}g")
+    assert [g.get("aria-label") for g in groups] == [
+        "2026-11-01: 4 accepted, 8 refused (8 rate limited)",
+        "2026-11-02: 0 accepted",
+        "2026-11-03: 0 accepted, 3 refused (1 inactive, 2 <odd>)",
+    ]
+    first = groups[0].findall(f"{SVG}rect")
+    assert [r.get("class") for r in first] == ["bar accepted", "bar refused-rate-limited"]
+    heights = [float(r.get("height", "0")) for r in first]
+    assert abs(heights[1] - 2 * heights[0]) < 0.02  # to scale (rounded to 0.01)
+    assert [r.get("class") for r in groups[1].findall(f"{SVG}rect")] == ["bar bar-zero"]
+    third = [r.get("class") for r in groups[2].findall(f"{SVG}rect")]
+    assert third == ["bar refused-inactive", "bar refused-other"]  # a reason this version lacks
+    assert usage_summary(counts, refused) == (
+        "4 requests accepted and 11 refused (8 rate limited, 1 inactive, 2 <odd>)"
+        " in the last 3 days."
+    )

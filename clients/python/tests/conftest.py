@@ -33,6 +33,7 @@ ADMIN_SCOPES = (
     # Operator scopes the tests hand out (a key can only grant what it holds).
     "reports.read",
     "reports.write",
+    "incidents.read",  # the README's example
 )
 
 
@@ -59,7 +60,8 @@ class Server:
         )
 
     def make_key(self, *scopes: str, name: str | None = None) -> str:
-        """A new key with ``scopes``, made through the CLI; its plaintext."""
+        """A new key with ``scopes``, made through the CLI; its plaintext. (Through the API,
+        ``AkenerClient(url, admin_key).create_key`` is faster: no process to start.)"""
         name = name or f"client test {uuid.uuid4().hex[:12]}"
         args = ["keys", "create", "--name", name]
         for scope in scopes:
@@ -99,24 +101,43 @@ def _env(database_url: str) -> dict[str, str]:
     return env
 
 
-class _Running:
-    """One ``akener serve`` being started: its process and where it will answer."""
+class ServerProcess:
+    """One ``akener serve`` process: started at once, ``wait()`` until it answers, ``stop()``,
+    and ``start()`` again on the same port (a test that stops akener uses its own)."""
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
-        self.env = _env(database_url)
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = env
         self.workdir = workdir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "serve.log"
-        with self.log.open("wb") as log:
+        self.log = workdir / f"serve-{self.port}.log"
+        self.start()
+
+    def start(self) -> None:
+        """Start the process (again); ``wait()`` for it to answer."""
+        with self.log.open("ab") as log:
             # serve creates the schema itself: no separate `db upgrade` process.
             self.process = subprocess.Popen(
                 [server_bin(), "serve", "--port", str(self.port)],
                 env=self.env,
-                cwd=workdir,
+                cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def make_key(self, *scopes: str) -> subprocess.Popen[str]:
+        """Start ``akener keys create`` for a key with ``scopes`` (its plaintext on stdout)."""
+        args = [server_bin(), "keys", "create", "--name", "client tests admin"]
+        for scope in scopes:
+            args += ["--scope", scope]
+        return subprocess.Popen(
+            args,
+            env=self.env,
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def wait(self) -> None:
         """Return once the server answers; fail with its log if it does not."""
@@ -134,10 +155,10 @@ class _Running:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop the server (``terminate`` first on every server, then ``stop``: in parallel)."""
+        """Stop the server and wait for it to end."""
         self.process.terminate()
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -183,20 +204,23 @@ def _databases(tmp: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Pat
 def _servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     """Every database's server, started side by side (each start takes seconds)."""
     for databases in _databases(tmp_path_factory):
-        running = {name: _Running(url, workdir) for name, (url, workdir) in databases.items()}
+        running = {
+            name: ServerProcess(_env(url), workdir) for name, (url, workdir) in databases.items()
+        }
         try:
             for one in running.values():
                 one.wait()
+            # The admin keys: one CLI run per server, side by side.
+            making = {name: one.make_key(*ADMIN_SCOPES) for name, one in running.items()}
             servers = {}
             for name, one in running.items():
-                bare = Server(one.url, "", one.log, one.env, one.workdir)
-                servers[name] = Server(
-                    one.url, bare.make_key(*ADMIN_SCOPES), one.log, one.env, one.workdir
-                )
+                out, err = making[name].communicate(timeout=60)
+                assert making[name].returncode == 0, err
+                servers[name] = Server(one.url, out.strip(), one.log, one.env, one.workdir)
             yield servers
         finally:
             for one in running.values():
-                one.process.terminate()
+                one.process.terminate()  # all at once, then wait for each
             for one in running.values():
                 one.stop()
 
@@ -207,3 +231,15 @@ def server(request: pytest.FixtureRequest, _servers: dict[str, Server]) -> Serve
     if request.param not in _servers:
         pytest.skip("AKENER_TEST_DATABASE_URL is not set: PostgreSQL is not tested")
     return _servers[request.param]
+
+
+@pytest.fixture
+def own_server(server: Server) -> Iterator[ServerProcess]:
+    """Another akener process on ``server``'s database, answering at its own ``url``: this
+    test's to stop and start again (the shared one must keep running)."""
+    process = ServerProcess(server.env, server.workdir)
+    try:
+        process.wait()
+        yield process
+    finally:
+        process.stop()

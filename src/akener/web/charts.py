@@ -163,6 +163,8 @@ def render_stacked_svg(
             (f"refused-{code.lower().replace('_', '-')}", day_refused.get(code, 0))
             for code, _ in REFUSAL_REASONS
         ]
+        other = sum(n for code, n in day_refused.items() if code not in REASON_WORDS)
+        segments.append(("refused-other", other))  # a reason a newer akener wrote
         for css, n in segments:
             if not n:
                 continue

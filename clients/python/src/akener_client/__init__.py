@@ -3,7 +3,8 @@
 Depends on httpx only and imports nothing of the akener server.
 """
 
-from akener_client.client import AkenerClient, AsyncAkenerClient
+from akener_client.async_client import AsyncAkenerClient
+from akener_client.client import AkenerClient
 from akener_client.errors import (
     AkenerAPIError,
     AkenerError,

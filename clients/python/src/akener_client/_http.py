@@ -72,9 +72,9 @@ def raise_for_error(response: httpx.Response, body: bytes) -> None:
 def read_answer(response: httpx.Response, parse: Callable[[Any], T]) -> T:
     """The parsed answer of a finished response, or the error it carries."""
     raise_for_error(response, response.content)
-    if response.status_code == 204 or not response.content:
-        return parse(None)
     try:
+        if response.status_code == 204 or not response.content:
+            return parse(None)
         return parse(response.json())
     except (ValueError, KeyError, TypeError) as exc:
         raise AkenerError(
