@@ -164,7 +164,8 @@ async def test_24_processes_on_max_connections_100(tmp_path: Path, backend: str)
         f"\n{FLEET} processes ready in {ready:.1f} s; {report.requests} load requests;"
         f" peak connections {peaks.total} (of max_connections 100);"
         f" slowest refusal per trial (s): {[round(w, 3) for w in worst]};"
-        f" last acceptance after the answer (s): {[round(r.bound, 3) for r in refusals]}"
+        f" last acceptance after the answer (s): {[round(r.bound, 3) for r in refusals]};"
+        f" probe requests retried after a transport error: {sum(len(r.retried) for r in refusals)}"
     )
     assert not report.problems, report.problems[:10]
     assert report.statuses[("create", 201)] >= 8, report.statuses
