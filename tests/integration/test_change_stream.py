@@ -73,10 +73,11 @@ def _env(settings: Settings) -> dict[str, str]:
 async def test_ready_changes_heartbeat_resume_and_reset(
     settings: Settings, direct: Runtime, tmp_path: Path
 ) -> None:
-    _, admin = await make_key(direct, "admin")
-    _, watcher = await make_key(direct, "watcher", scopes=VERIFY)
+    admin_row, admin = await make_key(direct, "admin")
+    watcher_row, watcher = await make_key(direct, "watcher", scopes=VERIFY)
     victim_row, victim = await make_key(direct, "victim", scopes=["orders.read"])
     other_row, other = await make_key(direct, "other", scopes=["orders.read"])
+    ours = {admin_row.id, watcher_row.id, victim_row.id, other_row.id}
     seen: list[str] = []
     with AkenerServer(_env(settings), tmp_path / "srv") as srv:
         async with httpx.AsyncClient(timeout=10) as client:
@@ -128,10 +129,16 @@ async def test_ready_changes_heartbeat_resume_and_reset(
                 assert ready is not None and ready.event == "ready"
                 seen += events.raw
 
-            # Resuming from the newest cursor replays nothing.
+            # Resuming from the newest cursor brings nothing new. On PostgreSQL a transaction
+            # open anywhere in the cluster (another test's, a pg_dump) holds the cursor behind
+            # it (a lower id may still commit), so changes may come again: at least once, and
+            # only changes that happened.
             async with stream(client, srv.url, watcher, last_id=ready.id) as events:
-                assert (await events.until("ready")).event == "ready"
-                assert not [line for line in events.raw if line.startswith("event: change")]
+                while (event := await events.next()) is not None and event.event != "ready":
+                    assert event.event in ("change", "heartbeat"), event
+                    if event.event == "change":
+                        assert event.data["key_id"] in ours, event
+                assert event is not None and event.event == "ready"
 
             # A cursor that is garbage, from the future or older than retention: reset first.
             now = int(time.time())
