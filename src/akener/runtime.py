@@ -235,7 +235,11 @@ class Runtime:
             try:
                 await self.verifier.refusals.flush()
             except DATABASE_ERRORS as exc:
-                log.warning("could not record refused keys at shutdown: %s", describe(exc))
+                log.warning(
+                    "could not record refused keys at shutdown: %s (%s)",
+                    describe(exc),
+                    type(getattr(exc, "orig", None) or exc).__name__,
+                )
         try:
             await self.usage.close()
         except DATABASE_ERRORS as exc:  # the database is gone: what is pending cannot be kept

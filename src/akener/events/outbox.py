@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from akener.db.base import utcnow
@@ -47,11 +48,29 @@ async def emit_event(
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type}")
-    if dedupe is not None:
-        found = await session.scalar(select(OutboxEvent.id).where(OutboxEvent.dedupe == dedupe))
-        if found is not None:
-            return None
     now = now or utcnow()
+    if dedupe is None:
+        return await _append(session, event_type, key_id, data, None, now)
+    found = await session.scalar(select(OutboxEvent.id).where(OutboxEvent.dedupe == dedupe))
+    if found is not None:
+        return None
+    try:
+        # Two processes may pass the check at once (PostgreSQL): the unique index on dedupe
+        # lets one write it; the other's savepoint is rolled back, not its whole transaction.
+        async with session.begin_nested():
+            return await _append(session, event_type, key_id, data, dedupe, now)
+    except IntegrityError:
+        return None
+
+
+async def _append(
+    session: AsyncSession,
+    event_type: str,
+    key_id: str | None,
+    data: dict[str, Any],
+    dedupe: str | None,
+    now: datetime,
+) -> OutboxEvent:
     event = OutboxEvent(
         type=event_type,
         occurred_at=now,
